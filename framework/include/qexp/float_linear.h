@@ -1,0 +1,28 @@
+// The float reference Linear: what every experiment's fp32 baseline runs, and the Linear a model
+// holds before any quantizer replaces it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "qexp/plugin_api.h"
+
+namespace qexp {
+
+enum class float_backend {
+  blas,    // at::addmm, i.e. the BLAS libtorch links (OpenBLAS once installed)
+  onednn,  // a oneDNN f32 matmul primitive, weights reordered once into its preferred layout
+};
+
+float_backend parse_float_backend(const std::string& text);  // "blas" | "onednn"
+const char* to_string(float_backend backend);
+// The backend measured fastest on this project's machines (see docs/benchmarks.md).
+float_backend default_float_backend();
+
+std::unique_ptr<packed_linear> make_float_linear(const layer& l,
+                                                 float_backend backend = default_float_backend());
+// Rebuilds a float Linear saved by the one above ("<prefix>.weight", optional "<prefix>.bias").
+std::unique_ptr<packed_linear> load_float_linear(const tensor_reader& in, const std::string& prefix,
+                                                 float_backend backend = default_float_backend());
+
+}  // namespace qexp

@@ -1,0 +1,149 @@
+#include "qexp/float_linear.h"
+
+#include <ATen/ATen.h>
+
+#include <dnnl.hpp>
+#include <mutex>
+#include <unordered_map>
+
+#include "qexp/errors.h"
+
+namespace qexp {
+
+float_backend parse_float_backend(const std::string& text) {
+  if (text == "blas") return float_backend::blas;
+  if (text == "onednn") return float_backend::onednn;
+  throw config_error("unknown float backend '" + text + "'; expected 'blas' or 'onednn'");
+}
+
+const char* to_string(float_backend backend) {
+  return backend == float_backend::blas ? "blas" : "onednn";
+}
+
+float_backend default_float_backend() { return float_backend::blas; }
+
+namespace {
+
+at::Tensor as_matrix(const at::Tensor& x, int64_t in_features) {
+  TORCH_CHECK(x.size(-1) == in_features, "Linear expects ", in_features, " input features, got ",
+              x.size(-1));
+  return x.reshape({-1, in_features}).contiguous();
+}
+
+std::vector<int64_t> output_shape(const at::Tensor& x, int64_t out_features) {
+  auto shape = x.sizes().vec();
+  shape.back() = out_features;
+  return shape;
+}
+
+class float_linear_base : public packed_linear {
+ public:
+  explicit float_linear_base(const layer& l)
+      : weight_(l.weight.to(at::kFloat).contiguous()),
+        bias_(l.bias.defined() ? l.bias.to(at::kFloat).contiguous() : at::Tensor()) {}
+
+  std::size_t packed_bytes() const override {
+    return weight_.nbytes() + (bias_.defined() ? bias_.nbytes() : 0);
+  }
+  at::Tensor dequantized_weight() const override { return weight_; }
+  void save(tensor_writer& out, const std::string& prefix) const override {
+    out.add_tensor(prefix + ".weight", weight_);
+    if (bias_.defined()) out.add_tensor(prefix + ".bias", bias_);
+  }
+
+ protected:
+  at::Tensor weight_;  // [out, in]
+  at::Tensor bias_;
+};
+
+class blas_linear final : public float_linear_base {
+ public:
+  explicit blas_linear(const layer& l) : float_linear_base(l), weight_t_(weight_.t()) {}
+
+  at::Tensor forward(const at::Tensor& x) override {
+    auto x2 = as_matrix(x, weight_.size(1));
+    auto y = bias_.defined() ? at::addmm(bias_, x2, weight_t_) : at::mm(x2, weight_t_);
+    return y.view(output_shape(x, weight_.size(0)));
+  }
+
+ private:
+  at::Tensor weight_t_;  // a transposed view: BLAS takes it as op(B) = W^T without a copy
+};
+
+// oneDNN f32 matmul with weights read in place (K x N, column-major view of W) and one primitive
+// per distinct row count, since sequence lengths repeat across a dataset.
+class onednn_linear final : public float_linear_base {
+ public:
+  explicit onednn_linear(const layer& l) : float_linear_base(l), engine_(dnnl::engine::kind::cpu, 0) {}
+
+  at::Tensor forward(const at::Tensor& x) override {
+    const int64_t k = weight_.size(1), n = weight_.size(0);
+    auto x2 = as_matrix(x, k);
+    const int64_t m = x2.size(0);
+    auto y = at::empty({m, n}, x2.options());
+    auto& entry = primitive_for(m);
+    dnnl::memory src(entry.src_md, engine_, x2.data_ptr());
+    dnnl::memory wei(entry.wei_md, engine_, weight_.data_ptr());
+    dnnl::memory dst(entry.dst_md, engine_, y.data_ptr());
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+    if (bias_.defined())
+      args.emplace(DNNL_ARG_BIAS, dnnl::memory(entry.bias_md, engine_, bias_.data_ptr()));
+    dnnl::stream stream(engine_);
+    entry.matmul.execute(stream, args);
+    stream.wait();
+    return y.view(output_shape(x, n));
+  }
+
+ private:
+  struct cached_primitive {
+    dnnl::memory::desc src_md, wei_md, bias_md, dst_md;
+    dnnl::matmul matmul;
+  };
+
+  cached_primitive& primitive_for(int64_t m) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = cache_.find(m);
+    if (it != cache_.end()) return it->second;
+    using dt = dnnl::memory::data_type;
+    using tag = dnnl::memory::format_tag;
+    const int64_t k = weight_.size(1), n = weight_.size(0);
+    cached_primitive p;
+    p.src_md = dnnl::memory::desc({m, k}, dt::f32, tag::ab);
+    p.wei_md = dnnl::memory::desc({k, n}, dt::f32, tag::ba);
+    p.dst_md = dnnl::memory::desc({m, n}, dt::f32, tag::ab);
+    if (bias_.defined()) p.bias_md = dnnl::memory::desc({1, n}, dt::f32, tag::ab);
+    dnnl::matmul::desc desc = bias_.defined()
+                                  ? dnnl::matmul::desc(p.src_md, p.wei_md, p.bias_md, p.dst_md)
+                                  : dnnl::matmul::desc(p.src_md, p.wei_md, p.dst_md);
+    p.matmul = dnnl::matmul(dnnl::matmul::primitive_desc(desc, engine_));
+    return cache_.emplace(m, std::move(p)).first->second;
+  }
+
+  dnnl::engine engine_;
+  std::mutex mutex_;
+  std::unordered_map<int64_t, cached_primitive> cache_;
+};
+
+}  // namespace
+
+std::unique_ptr<packed_linear> make_float_linear(const layer& l, float_backend backend) {
+  if (!l.weight.defined() || l.weight.dim() != 2)
+    throw input_error("Linear '" + l.name + "': weight must be a 2-D [out, in] tensor");
+  if (l.bias.defined() && (l.bias.dim() != 1 || l.bias.size(0) != l.weight.size(0)))
+    throw input_error("Linear '" + l.name + "': bias must have " +
+                      std::to_string(l.weight.size(0)) + " elements");
+  if (backend == float_backend::onednn) return std::make_unique<onednn_linear>(l);
+  return std::make_unique<blas_linear>(l);
+}
+
+std::unique_ptr<packed_linear> load_float_linear(const tensor_reader& in, const std::string& prefix,
+                                                 float_backend backend) {
+  layer l;
+  l.name = prefix;
+  l.weight = in.tensor(prefix + ".weight");
+  if (in.has_tensor(prefix + ".bias")) l.bias = in.tensor(prefix + ".bias");
+  return make_float_linear(l, backend);
+}
+
+}  // namespace qexp

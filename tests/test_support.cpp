@@ -1,0 +1,74 @@
+#include "test_support.h"
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+namespace qexp::test {
+namespace {
+
+std::filesystem::path env_path(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  if (value && *value) return value;
+  if (fallback) return fallback;
+  throw std::runtime_error(std::string("environment variable ") + name +
+                           " is not set; run the tests through ctest");
+}
+
+}  // namespace
+
+std::filesystem::path shared_dir() { return env_path("QEXP_SHARED_DIR", nullptr); }
+std::filesystem::path source_dir() { return env_path("QEXP_SOURCE_DIR", nullptr); }
+std::filesystem::path binary_dir() { return env_path("QEXP_BINARY_DIR", nullptr); }
+std::filesystem::path qexp_bin() { return env_path("QEXP_BIN", nullptr); }
+
+command_result run_command(const std::string& command_line) {
+  std::string full = command_line + " 2>&1";
+  FILE* pipe = popen(full.c_str(), "r");
+  if (!pipe) throw std::runtime_error("cannot run: " + command_line);
+  std::string output;
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
+  int status = pclose(pipe);
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return {code, output};
+}
+
+command_result run_qexp(const std::string& arguments) {
+  return run_command("'" + qexp_bin().string() + "' " + arguments);
+}
+
+temp_dir::temp_dir() {
+  std::random_device rd;
+  path_ = std::filesystem::temp_directory_path() / ("qexp-test-" + std::to_string(rd()));
+  std::filesystem::create_directories(path_);
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path.string());
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const std::filesystem::path& path, const std::string& content) {
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary);
+  out << content;
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+}  // namespace qexp::test

@@ -1,0 +1,35 @@
+// The qexp command line is one CLI11 app; each subcommand lives in its own cmd_<name>.cpp and
+// registers itself with QEXP_COMMAND, so adding a command is adding a file.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "qexp/errors.h"
+
+namespace qexp::cli {
+
+// Options every subcommand sees (set on the top-level app before the subcommand runs).
+struct global_options {
+  std::vector<std::string> plugin_paths;  // --plugin-path, searched before QEXP_PLUGIN_PATH
+};
+
+const global_options& globals();
+
+// `setup` adds the subcommand's options to `cmd`; the callback it installs returns the exit code.
+using command_setup = std::function<void(CLI::App& cmd, std::function<int()>& run)>;
+
+struct command_registration {
+  command_registration(const char* name, const char* description, command_setup setup);
+};
+
+}  // namespace qexp::cli
+
+#define QEXP_COMMAND_CONCAT2(a, b) a##b
+#define QEXP_COMMAND_CONCAT(a, b) QEXP_COMMAND_CONCAT2(a, b)
+#define QEXP_COMMAND(NAME, DESCRIPTION, SETUP)                                   \
+  static const ::qexp::cli::command_registration QEXP_COMMAND_CONCAT(           \
+      qexp_command_registration_, __LINE__)(NAME, DESCRIPTION, SETUP)

@@ -1,0 +1,87 @@
+// qexp: post-training quantization experiments. This file wires the global options, logging and
+// the mapping from error kinds to exit codes; the subcommands live in cmd_*.cpp.
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include "cli.h"
+#include "qexp/version.h"
+
+namespace qexp::cli {
+namespace {
+
+struct registered_command {
+  std::string name, description;
+  command_setup setup;
+};
+
+std::vector<registered_command>& registry() {
+  static std::vector<registered_command> commands;
+  return commands;
+}
+
+global_options& mutable_globals() {
+  static global_options g;
+  return g;
+}
+
+}  // namespace
+
+const global_options& globals() { return mutable_globals(); }
+
+command_registration::command_registration(const char* name, const char* description,
+                                           command_setup setup) {
+  registry().push_back({name, description, std::move(setup)});
+}
+
+}  // namespace qexp::cli
+
+int main(int argc, char** argv) {
+  using namespace qexp::cli;
+  CLI::App app{"qexp: post-training quantization experiments on transformer models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("qexp ") + qexp::version_string());
+  bool verbose = false;
+  std::string log_level = "info";
+  app.add_flag("-v,--verbose", verbose, "Log debug messages (same as --log-level debug)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--plugin-path", mutable_globals().plugin_paths,
+                 "Folder or .so file to search for plugins (repeatable); searched before "
+                 "QEXP_PLUGIN_PATH and the built-in plugin folder");
+  app.footer(
+      "Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 config error, 4 input/checkpoint error, "
+      "5 plugin error.");
+
+  std::function<int()> selected;
+  std::vector<std::unique_ptr<std::function<int()>>> runners;
+  for (auto& command : registry()) {
+    auto* sub = app.add_subcommand(command.name, command.description);
+    runners.push_back(std::make_unique<std::function<int()>>());
+    command.setup(*sub, *runners.back());
+    auto* runner = runners.back().get();
+    sub->callback([&selected, runner] { selected = *runner; });
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 has its own code per parse error; qexp documents one: 2 for any usage error.
+    return app.exit(e) == 0 ? 0 : static_cast<int>(qexp::exit_code::usage);
+  }
+
+  spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
+  spdlog::set_level(spdlog::level::from_str(verbose ? "debug" : log_level));
+
+  try {
+    return selected ? selected() : 0;
+  } catch (const qexp::error& e) {
+    spdlog::error("{}", e.what());
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return static_cast<int>(qexp::exit_code::runtime_failure);
+  }
+}
