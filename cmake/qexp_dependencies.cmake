@@ -3,3 +3,4 @@
 find_package(Torch REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(Threads REQUIRED)
+find_package(yaml-cpp REQUIRED)

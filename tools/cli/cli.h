@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "qexp/errors.h"
+#include "qexp/plugin_registry.h"
 
 namespace qexp::cli {
 
@@ -18,6 +19,9 @@ struct global_options {
 };
 
 const global_options& globals();
+
+// The plugins on the search path (--plugin-path entries first).
+plugin_registry discover_plugins();
 
 // `setup` adds the subcommand's options to `cmd`; the callback it installs returns the exit code.
 using command_setup = std::function<void(CLI::App& cmd, std::function<int()>& run)>;
@@ -30,6 +34,7 @@ struct command_registration {
 
 #define QEXP_COMMAND_CONCAT2(a, b) a##b
 #define QEXP_COMMAND_CONCAT(a, b) QEXP_COMMAND_CONCAT2(a, b)
-#define QEXP_COMMAND(NAME, DESCRIPTION, SETUP)                                   \
+// Variadic so that the setup lambda may contain commas.
+#define QEXP_COMMAND(NAME, DESCRIPTION, ...)                                     \
   static const ::qexp::cli::command_registration QEXP_COMMAND_CONCAT(           \
-      qexp_command_registration_, __LINE__)(NAME, DESCRIPTION, SETUP)
+      qexp_command_registration_, __LINE__)(NAME, DESCRIPTION, __VA_ARGS__)

@@ -31,6 +31,11 @@ global_options& mutable_globals() {
 
 const global_options& globals() { return mutable_globals(); }
 
+plugin_registry discover_plugins() {
+  std::vector<std::filesystem::path> paths(globals().plugin_paths.begin(), globals().plugin_paths.end());
+  return plugin_registry::discover(paths);
+}
+
 command_registration::command_registration(const char* name, const char* description,
                                            command_setup setup) {
   registry().push_back({name, description, std::move(setup)});

@@ -1,0 +1,268 @@
+#include "qexp/plugin_registry.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <boost/dll/shared_library.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "qexp/errors.h"
+#include "qexp/suggest.h"
+
+namespace qexp {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Plugins stay loaded until the process ends: quantizers and packed layers they created hold
+// vtables inside them, and unloading at static-destruction time would race their destructors.
+std::vector<boost::dll::shared_library>& loaded_libraries() {
+  static auto* libraries = new std::vector<boost::dll::shared_library>();
+  return *libraries;
+}
+
+fs::path libqexp_folder() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<const void*>(&libqexp_folder), &info) && info.dli_fname)
+    return fs::path(info.dli_fname).parent_path();
+  return {};
+}
+
+std::vector<std::string> split_path_list(const char* text) {
+  std::vector<std::string> parts;
+  if (!text) return parts;
+  std::stringstream s(text);
+  std::string part;
+  while (std::getline(s, part, ':'))
+    if (!part.empty()) parts.push_back(part);
+  return parts;
+}
+
+bool looks_like_elf(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' && magic[3] == 'F';
+}
+
+std::string plugin_label(const fs::path& file) { return "plugin " + file.string(); }
+
+void check_info(const fs::path& file, const qexp_plugin_info* info) {
+  const std::string who = plugin_label(file);
+  if (!info) throw plugin_error(who + ": qexp_plugin_entry returned null");
+  // The API version is read before any other field: a different version may lay them out differently.
+  if (info->api_version != QEXP_PLUGIN_API_VERSION)
+    throw plugin_error(who + ": incompatible plugin API version (plugin: " +
+                       std::to_string(info->api_version) +
+                       ", host: " + std::to_string(QEXP_PLUGIN_API_VERSION) + "); rebuild it against this qexp");
+  if (info->torch_major != TORCH_VERSION_MAJOR || info->torch_minor != TORCH_VERSION_MINOR)
+    throw plugin_error(who + ": built against libtorch " + std::to_string(info->torch_major) + "." +
+                       std::to_string(info->torch_minor) + ", host uses " +
+                       std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
+                       "; rebuild it against this qexp");
+  if (info->cxx11_abi != QEXP_CXX11_ABI)
+    throw plugin_error(who + ": built with _GLIBCXX_USE_CXX11_ABI=" + std::to_string(info->cxx11_abi) +
+                       ", host uses " + std::to_string(QEXP_CXX11_ABI) + "; rebuild it against this qexp");
+  if (!info->id || !info->version || !info->summary || !info->supported || !info->create)
+    throw plugin_error(who + ": qexp_plugin_info has a null id, version, summary, supported or create");
+  static const std::regex kebab("[a-z0-9]+(-[a-z0-9]+)*");
+  if (!std::regex_match(info->id, kebab))
+    throw plugin_error(who + ": plugin id '" + info->id + "' is not kebab-case (e.g. 'dynamic-int8')");
+  if (info->n_options > 0 && !info->options)
+    throw plugin_error(who + ": declares " + std::to_string(info->n_options) + " options but no option table");
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < info->n_options; ++i) {
+    const option_spec& o = info->options[i];
+    if (!o.name || !o.default_value || !o.help)
+      throw plugin_error(who + ": option " + std::to_string(i) + " has a null name, default or help");
+    if (!names.insert(o.name).second)
+      throw plugin_error(who + ": option '" + std::string(o.name) + "' is declared twice");
+    if (o.type == option_type::choice && (!o.choices || !*o.choices))
+      throw plugin_error(who + ": choice option '" + std::string(o.name) + "' lists no choices");
+  }
+}
+
+std::vector<std::string> split_choices(const char* choices) {
+  std::vector<std::string> out;
+  std::stringstream s(choices ? choices : "");
+  std::string c;
+  while (std::getline(s, c, '|')) out.push_back(c);
+  return out;
+}
+
+// Returns the canonical text of `value` for option `o`, or throws naming what was expected.
+std::string canonical_option_value(const option_spec& o, const std::string& value, const std::string& who) {
+  auto fail = [&](const std::string& expected, const std::string& suggestion = "") -> std::string {
+    throw plugin_error(who + "option '" + o.name + "' expects " + expected + ", got '" + value + "'" + suggestion);
+  };
+  switch (o.type) {
+    case option_type::boolean:
+      if (value == "true" || value == "false") return value;
+      return fail("a boolean (true or false)");
+    case option_type::integer: {
+      errno = 0;
+      char* end = nullptr;
+      long long v = std::strtoll(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || errno == ERANGE) return fail("an integer");
+      return std::to_string(v);
+    }
+    case option_type::number: {
+      errno = 0;
+      char* end = nullptr;
+      std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || errno == ERANGE) return fail("a number");
+      return value;
+    }
+    case option_type::string:
+      return value;
+    case option_type::choice: {
+      auto choices = split_choices(o.choices);
+      if (std::find(choices.begin(), choices.end(), value) != choices.end()) return value;
+      return fail("one of " + std::string(o.choices), did_you_mean(value, choices));
+    }
+  }
+  return fail("a known option type");
+}
+
+}  // namespace
+
+const char* to_string(option_type type) {
+  switch (type) {
+    case option_type::boolean: return "bool";
+    case option_type::integer: return "int";
+    case option_type::number: return "number";
+    case option_type::string: return "string";
+    case option_type::choice: return "choice";
+  }
+  return "unknown";
+}
+
+std::vector<fs::path> plugin_registry::search_path(const std::vector<fs::path>& extra_paths) {
+  std::vector<fs::path> path(extra_paths.begin(), extra_paths.end());
+  for (const auto& p : split_path_list(std::getenv("QEXP_PLUGIN_PATH"))) path.emplace_back(p);
+  const fs::path lib = libqexp_folder();
+  if (!lib.empty()) {
+    for (const fs::path& candidate : {lib / "qexp" / "plugins", lib.parent_path() / "plugins" / "lib"}) {
+      std::error_code ec;
+      if (fs::is_directory(candidate, ec)) {
+        path.push_back(candidate);
+        break;
+      }
+    }
+  }
+  return path;
+}
+
+plugin_registry plugin_registry::discover(const std::vector<fs::path>& extra_paths) {
+  plugin_registry registry;
+  std::set<fs::path> seen;
+  for (const auto& entry : search_path(extra_paths)) {
+    std::error_code ec;
+    std::vector<fs::path> files;
+    if (fs::is_directory(entry, ec)) {
+      for (const auto& f : fs::directory_iterator(entry, ec))
+        if (f.path().extension() == ".so" && !fs::is_directory(f.path(), ec)) files.push_back(f.path());
+      std::sort(files.begin(), files.end());
+    } else if (fs::exists(entry, ec)) {
+      files.push_back(entry);
+    } else if (std::find(extra_paths.begin(), extra_paths.end(), entry) != extra_paths.end()) {
+      throw plugin_error("plugin path " + entry.string() + ": no such file or folder");
+    }
+    for (const auto& f : files) {
+      const fs::path canonical = fs::weakly_canonical(f, ec);
+      if (!seen.insert(canonical).second) continue;  // the same file reached twice on the path
+      registry.load(canonical);
+    }
+  }
+  return registry;
+}
+
+void plugin_registry::load(const fs::path& file) {
+  const std::string who = plugin_label(file);
+  // dlopen on a text file gives an obscure "invalid ELF header"; say what is wrong in our words.
+  if (!looks_like_elf(file)) throw plugin_error(who + ": not a shared library (no ELF header)");
+  boost::dll::shared_library library;
+  try {
+    library.load(boost::dll::fs::path(file.string()), boost::dll::load_mode::rtld_now);
+  } catch (const std::exception& e) {
+    const char* why = dlerror();
+    throw plugin_error(who + ": cannot be loaded as a shared library (" + (why ? why : e.what()) + ")");
+  }
+  if (!library.has(QEXP_PLUGIN_ENTRY_SYMBOL))
+    throw plugin_error(who + ": no '" QEXP_PLUGIN_ENTRY_SYMBOL "' symbol; is it a qexp plugin? (define it with QEXP_PLUGIN)");
+  auto entry = library.get<const qexp_plugin_info*()>(QEXP_PLUGIN_ENTRY_SYMBOL);
+  const qexp_plugin_info* info = entry();
+  check_info(file, info);
+  for (const auto& existing : plugins_)
+    if (std::string(existing.info->id) == info->id)
+      throw plugin_error(who + ": plugin id '" + info->id + "' is already provided by " + existing.file.string() +
+                         "; remove one of them from the plugin path");
+  plugin_record record;
+  record.file = file;
+  record.info = info;
+  const char* reason = nullptr;
+  record.supported = info->supported(&reason) != 0;
+  if (!record.supported) record.unsupported_reason = reason ? reason : "no reason given";
+  plugins_.push_back(std::move(record));
+  loaded_libraries().push_back(std::move(library));
+}
+
+std::vector<std::string> plugin_registry::ids() const {
+  std::vector<std::string> out;
+  for (const auto& p : plugins_) out.emplace_back(p.info->id);
+  return out;
+}
+
+const plugin_record& plugin_registry::find(const std::string& id) const {
+  for (const auto& p : plugins_)
+    if (id == p.info->id) return p;
+  std::string known;
+  for (const auto& i : ids()) known += (known.empty() ? "" : ", ") + i;
+  throw plugin_error("unknown plugin '" + id + "'" + did_you_mean(id, ids()) + " (found: " +
+                     (known.empty() ? "none" : known) + "; search path set by --plugin-path or QEXP_PLUGIN_PATH)");
+}
+
+option_values plugin_registry::resolve_options(const std::string& id,
+                                               const std::map<std::string, std::string>& given,
+                                               const std::string& where) const {
+  const plugin_record& record = find(id);
+  const std::string who = (where.empty() ? "" : where + ": ") + "plugin '" + id + "': ";
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < record.info->n_options; ++i) names.emplace_back(record.info->options[i].name);
+  for (const auto& [key, value] : given)
+    if (std::find(names.begin(), names.end(), key) == names.end())
+      throw plugin_error(who + "unknown option '" + key + "'" + did_you_mean(key, names) +
+                         (names.empty() ? " (it takes no options)" : ""));
+  option_values values;
+  for (std::size_t i = 0; i < record.info->n_options; ++i) {
+    const option_spec& o = record.info->options[i];
+    auto it = given.find(o.name);
+    values.values[o.name] = canonical_option_value(o, it == given.end() ? o.default_value : it->second, who);
+  }
+  return values;
+}
+
+std::unique_ptr<linear_quantizer> plugin_registry::create(const std::string& id,
+                                                          const std::map<std::string, std::string>& options,
+                                                          const std::string& where) const {
+  const plugin_record& record = find(id);
+  const std::string who = (where.empty() ? "" : where + ": ") + "plugin '" + id + "' (" + record.file.string() + ")";
+  if (!record.supported) throw plugin_error(who + ": cannot run on this CPU: " + record.unsupported_reason);
+  option_values values = resolve_options(id, options, where);
+  std::string error;
+  linear_quantizer* quantizer = nullptr;
+  try {
+    quantizer = record.info->create(values, &error);
+  } catch (const std::exception& e) {
+    throw plugin_error(who + ": factory threw: " + e.what());
+  }
+  if (!quantizer) throw plugin_error(who + ": factory failed: " + (error.empty() ? "no reason given" : error));
+  return std::unique_ptr<linear_quantizer>(quantizer);
+}
+
+}  // namespace qexp

@@ -1,0 +1,45 @@
+// The fp32 plugin: the float reference Linear every experiment's baseline runs. It is a thin shell
+// over qexp::make_float_linear so that the model's default Linear and this baseline are one code.
+#include <qexp/float_linear.h>
+#include <qexp/plugin_api.h>
+
+namespace {
+
+const qexp::option_spec fp32_options[] = {
+    {"backend", qexp::option_type::choice, "blas",
+     "Float GEMM: 'blas' (at::addmm on OpenBLAS, measured fastest here) or 'onednn' (oneDNN f32 matmul)",
+     "blas|onednn"},
+};
+
+class fp32_quantizer final : public qexp::linear_quantizer {
+ public:
+  explicit fp32_quantizer(qexp::float_backend backend) : backend_(backend) {}
+  std::unique_ptr<qexp::packed_linear> prepare(const qexp::layer& l) const override {
+    return qexp::make_float_linear(l, backend_);
+  }
+  std::unique_ptr<qexp::packed_linear> load(const qexp::tensor_reader& in,
+                                            const std::string& prefix) const override {
+    return qexp::load_float_linear(in, prefix, backend_);
+  }
+
+ private:
+  qexp::float_backend backend_;
+};
+
+int fp32_supported(const char** /*reason*/) { return 1; }
+
+qexp::linear_quantizer* fp32_create(const qexp::option_values& options, std::string* error) {
+  try {
+    return new fp32_quantizer(qexp::parse_float_backend(options.get_string("backend")));
+  } catch (const std::exception& e) {
+    *error = e.what();
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+QEXP_PLUGIN("fp32", "1.0.0",
+            "float32 reference Linear (no quantization); default backend OpenBLAS via at::addmm, the "
+            "faster fp32 path measured on AVX-512 (oneDNN f32 matmul selectable)",
+            fp32_options, fp32_supported, fp32_create)

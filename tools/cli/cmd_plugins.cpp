@@ -1,0 +1,59 @@
+// `qexp plugins [--json]`: every plugin on the search path with its options, and whether it can
+// run on this CPU.
+#include <nlohmann/json.hpp>
+
+#include <iomanip>
+#include <iostream>
+
+#include "cli.h"
+#include "qexp/plugin_registry.h"
+
+namespace {
+
+nlohmann::json plugin_json(const qexp::plugin_record& p) {
+  nlohmann::json options = nlohmann::json::array();
+  for (std::size_t i = 0; i < p.info->n_options; ++i) {
+    const auto& o = p.info->options[i];
+    nlohmann::json j = {{"name", o.name}, {"type", qexp::to_string(o.type)}, {"default", o.default_value},
+                        {"help", o.help}};
+    if (o.type == qexp::option_type::choice) j["choices"] = o.choices;
+    options.push_back(j);
+  }
+  nlohmann::json j = {{"id", p.info->id},           {"version", p.info->version},
+                      {"summary", p.info->summary}, {"file", p.file.string()},
+                      {"supported", p.supported},   {"options", options}};
+  if (!p.supported) j["unsupported_reason"] = p.unsupported_reason;
+  return j;
+}
+
+void print_text(const qexp::plugin_record& p) {
+  std::cout << p.info->id << " " << p.info->version << "  " << p.info->summary << "\n"
+            << "  file: " << p.file.string() << "\n"
+            << "  runs on this CPU: " << (p.supported ? "yes" : "no (" + p.unsupported_reason + ")") << "\n";
+  for (std::size_t i = 0; i < p.info->n_options; ++i) {
+    const auto& o = p.info->options[i];
+    std::cout << "  option " << o.name << " (" << qexp::to_string(o.type);
+    if (o.type == qexp::option_type::choice) std::cout << ": " << o.choices;
+    std::cout << ", default " << o.default_value << ")  " << o.help << "\n";
+  }
+}
+
+}  // namespace
+
+QEXP_COMMAND("plugins", "List the quantizer plugins found, their options and whether they run here",
+             [](CLI::App& cmd, std::function<int()>& run) {
+               auto json = std::make_shared<bool>(false);
+               cmd.add_flag("--json", *json, "Print one JSON document");
+               run = [json] {
+                 auto registry = qexp::cli::discover_plugins();
+                 if (*json) {
+                   nlohmann::json all = nlohmann::json::array();
+                   for (const auto& p : registry.plugins()) all.push_back(plugin_json(p));
+                   std::cout << all.dump(2) << "\n";
+                 } else {
+                   if (registry.plugins().empty()) std::cout << "no plugins found\n";
+                   for (const auto& p : registry.plugins()) print_text(p);
+                 }
+                 return 0;
+               };
+             });

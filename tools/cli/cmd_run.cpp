@@ -1,0 +1,31 @@
+// `qexp run CONFIG [--set k=v]... [--out DIR] [--dry-run]`: runs one experiment.
+#include <iostream>
+
+#include "cli.h"
+#include "experiment.h"
+
+QEXP_COMMAND("run", "Run an experiment (fp32 baseline against each quantizer)", [](CLI::App& cmd, std::function<int()>& run) {
+  struct args_t {
+    std::string config, out;
+    std::vector<std::string> overrides;
+    bool dry_run = false;
+  };
+  auto args = std::make_shared<args_t>();
+  cmd.add_option("config", args->config, "Experiment YAML")->required();
+  cmd.add_option("--set", args->overrides, "Override a key: key.path=value (repeatable)");
+  cmd.add_option("--out", args->out, "Results root (default: the config's output.dir)");
+  cmd.add_flag("--dry-run", args->dry_run, "Print the resolved config as YAML and stop");
+  run = [args] {
+    auto experiment = qexp::load_experiment(args->config, args->overrides);
+    if (args->dry_run) {
+      std::cout << qexp::to_yaml_text(experiment.resolved);
+      return 0;
+    }
+    auto plugins = qexp::cli::discover_plugins();
+    experiment.kind->validate(experiment.resolved, experiment.source, plugins);
+    qexp::run_request request;
+    request.out_root = args->out;
+    request.plugins = &plugins;
+    return experiment.kind->run(experiment.resolved, experiment.source, request);
+  };
+});
