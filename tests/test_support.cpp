@@ -15,18 +15,24 @@ namespace {
 
 std::filesystem::path env_path(const char* name, const char* fallback) {
   const char* value = std::getenv(name);
-  if (value && *value) return value;
-  if (fallback) return fallback;
-  throw std::runtime_error(std::string("environment variable ") + name +
-                           " is not set; run the tests through ctest");
+  return value && *value ? value : fallback;
 }
+
+// The library and the qexp processes a test starts read these; point them at this build and at
+// ../shared unless the caller already did.
+const bool environment_ready = [] {
+  setenv("QEXP_PLUGIN_PATH", QEXP_TEST_PLUGIN_PATH, 0);
+  setenv("QEXP_DATA_PATH", QEXP_TEST_DATA_PATH, 0);
+  setenv("OMP_NUM_THREADS", "1", 0);
+  return true;
+}();
 
 }  // namespace
 
-std::filesystem::path shared_dir() { return env_path("QEXP_SHARED_DIR", nullptr); }
-std::filesystem::path source_dir() { return env_path("QEXP_SOURCE_DIR", nullptr); }
-std::filesystem::path binary_dir() { return env_path("QEXP_BINARY_DIR", nullptr); }
-std::filesystem::path qexp_bin() { return env_path("QEXP_BIN", nullptr); }
+std::filesystem::path shared_dir() { return env_path("QEXP_SHARED_DIR", QEXP_TEST_SHARED_DIR); }
+std::filesystem::path source_dir() { return env_path("QEXP_SOURCE_DIR", QEXP_TEST_SOURCE_DIR); }
+std::filesystem::path binary_dir() { return env_path("QEXP_BINARY_DIR", QEXP_TEST_BINARY_DIR); }
+std::filesystem::path qexp_bin() { return env_path("QEXP_BIN", QEXP_TEST_BIN); }
 
 command_result run_command(const std::string& command_line) {
   std::string full = command_line + " 2>&1";

@@ -110,9 +110,12 @@ YAML::Node load_yaml_file(const fs::path& file) {
 
 namespace {
 
+// The --set that wrote `key`, a parent of it, or (for keys it created) a child of it.
 std::string override_location(const config_source& source, const std::string& key) {
   for (const auto& [path, text] : source.overrides)
     if (key == path || key.rfind(path + ".", 0) == 0) return "--set " + text;
+  if (auto it = source.created_by_overrides.find(key); it != source.created_by_overrides.end())
+    return "--set " + it->second;
   return "";
 }
 
@@ -163,6 +166,13 @@ class resolver {
     throw config_error(what + " at " + where(key, node) + (key.empty() ? "" : " (key '" + key + "')") + tail);
   }
 
+  static bool has_required_field(const schema_node& s) {
+    if (s.kind != value_kind::map) return false;
+    for (const auto& [name, f] : s.fields)
+      if (f.required) return true;
+    return false;
+  }
+
   static std::string join(const std::string& key, const std::string& child) {
     return key.empty() ? child : key + "." + child;
   }
@@ -187,7 +197,7 @@ class resolver {
       YAML::Node value = (in && in.IsMap()) ? in[name] : YAML::Node();
       if (value && !value.IsNull()) {
         out[name] = resolve(value, child, child_key, anchor);
-      } else if (child.required) {
+      } else if (child.required || has_required_field(child)) {
         fail("missing required key '" + name + "'", child_key, anchor,
              child.help.empty() ? "" : " (" + child.help + ")");
       } else if (child.default_value) {
@@ -376,6 +386,9 @@ void apply_overrides(YAML::Node& document, const std::vector<std::string>& assig
           YAML::Node child = node[part];
           if (!child || child.IsNull()) {
             node[part] = YAML::Node(is_index(parts[i + 1]) ? YAML::NodeType::Sequence : YAML::NodeType::Map);
+            std::string prefix;
+            for (std::size_t j = 0; j <= i; ++j) prefix += (j ? "." : "") + parts[j];
+            source.created_by_overrides.emplace(prefix, assignment);
           }
           node.reset(node[part]);
         }

@@ -66,6 +66,8 @@ struct config_source {
   // Key paths set on the command line, with the text the user wrote, so that errors in them
   // point at "--set a.b=c" rather than at a line of the file.
   std::map<std::string, std::string> overrides;
+  // Maps that only exist because an override named a key inside them, with that override.
+  std::map<std::string, std::string> created_by_overrides;
   // The document as read (after overrides), to point later messages at a line.
   YAML::Node document;
 };

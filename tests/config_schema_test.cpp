@@ -1,0 +1,178 @@
+// The YAML schema engine and the ptq experiment schema: every bad input names file:line:column
+// (or the --set that caused it), the key path and what was expected.
+#include "qexp/config_schema.h"
+
+#include <gtest/gtest.h>
+
+#include "experiment.h"
+#include "ptq_config.h"
+#include "qexp/errors.h"
+#include "qexp/suggest.h"
+#include "test_support.h"
+
+namespace fs = std::filesystem;
+using qexp::config_error;
+using qexp::test::temp_dir;
+using qexp::test::write_file;
+
+namespace {
+
+// A valid minimal ptq config pointing at the golden tiny model.
+std::string minimal_config() {
+  return "name: t\n"
+         "model: { path: " + (qexp::test::shared_dir() / "golden/distilbert-tiny-random").string() + " }\n"
+         "quantizers:\n"
+         "  - { plugin: fp32 }\n";
+}
+
+std::string load_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  temp_dir dir;
+  write_file(dir.path() / "x.yaml", yaml);
+  try {
+    qexp::load_experiment(dir.path() / "x.yaml", overrides);
+  } catch (const config_error& e) {
+    std::string message = e.what();
+    // Messages carry the temp folder; keep the part a user reads.
+    const std::string prefix = (dir.path() / "x.yaml").string();
+    for (auto at = message.find(prefix); at != std::string::npos; at = message.find(prefix))
+      message.replace(at, prefix.size(), "x.yaml");
+    return message;
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(config_schema, a_misspelt_key_names_the_line_and_suggests_the_right_one) {
+  std::string yaml = minimal_config();
+  yaml.replace(yaml.find("quantizers"), 10, "quantizer");
+  EXPECT_EQ(load_error(yaml), "unknown key 'quantizer' at x.yaml:3:1; did you mean 'quantizers'?");
+}
+
+TEST(config_schema, a_nested_unknown_key_names_its_column) {
+  EXPECT_EQ(load_error(minimal_config() + "measure:\n  latency: { warmpu: 3 }\n"),
+            "unknown key 'warmpu' at x.yaml:6:14; did you mean 'warmup'?");
+}
+
+TEST(config_schema, a_wrong_type_says_what_was_expected) {
+  EXPECT_EQ(load_error(minimal_config() + "measure:\n  latency: { warmup: lots }\n"),
+            "expected an integer >= 0 at x.yaml:6:22 (key 'measure.latency.warmup'), got 'lots'");
+  EXPECT_EQ(load_error(minimal_config() + "data: { max_length: 4096 }\n"),
+            "expected an integer in [2, 512] at x.yaml:5:21 (key 'data.max_length'), got '4096'");
+  EXPECT_EQ(load_error(minimal_config() + "measure: { size: { enabled: maybe } }\n"),
+            "expected true or false at x.yaml:5:29 (key 'measure.size.enabled'), got 'maybe'");
+  EXPECT_EQ(load_error(minimal_config() + "measure: [1, 2]\n"),
+            "expected a map at x.yaml:5:10 (key 'measure'), got a list");
+}
+
+TEST(config_schema, a_missing_required_key_is_named) {
+  EXPECT_EQ(load_error("name: t\nquantizers: [ { plugin: fp32 } ]\n").substr(0, 36),
+            "missing required key 'model' at x.ya");
+  const std::string message = load_error("name: t\nmodel: { path: /tmp }\nquantizers: [ { options: {} } ]\n");
+  EXPECT_NE(message.find("missing required key 'plugin'"), std::string::npos) << message;
+  EXPECT_NE(message.find("(key 'quantizers.0.plugin')"), std::string::npos) << message;
+}
+
+TEST(config_schema, a_missing_model_folder_is_an_error_naming_the_key) {
+  const std::string message = load_error("name: t\nmodel: { path: no/such/model }\nquantizers: [ { plugin: fp32 } ]\n");
+  EXPECT_NE(message.find("path 'no/such/model' not found"), std::string::npos) << message;
+  EXPECT_NE(message.find("x.yaml:2:16 (key 'model.path')"), std::string::npos) << message;
+}
+
+TEST(config_schema, an_empty_quantizer_list_is_rejected) {
+  std::string yaml = minimal_config();
+  yaml = yaml.substr(0, yaml.find("quantizers:")) + "quantizers: []\n";
+  EXPECT_EQ(load_error(yaml), "expected at least 1 item(s) at x.yaml:3:13 (key 'quantizers')");
+}
+
+TEST(config_schema, a_yaml_syntax_error_names_line_and_column) {
+  const std::string message = load_error("name: t\nquantizers: [ { plugin: fp32 ]\n");
+  EXPECT_NE(message.find("x.yaml:2:"), std::string::npos) << message;
+  EXPECT_NE(message.find("YAML syntax error"), std::string::npos) << message;
+}
+
+TEST(config_schema, defaults_are_filled_in) {
+  temp_dir dir;
+  write_file(dir.path() / "x.yaml", minimal_config());
+  auto experiment = qexp::load_experiment(dir.path() / "x.yaml", {});
+  auto config = qexp::ptq_config_from(experiment.resolved, experiment.source);
+  EXPECT_EQ(config.max_length, 128);
+  EXPECT_EQ(config.baseline.plugin, "fp32");
+  EXPECT_EQ(config.latency.batch_sizes, (std::vector<int>{1, 8}));
+  EXPECT_EQ(config.latency.threads, (std::vector<int>{1}));
+  EXPECT_EQ(config.latency.probe_text, qexp::default_probe_text);
+  EXPECT_EQ(config.quantizers.at(0).layers.include, (std::vector<std::string>{"*"}));
+  EXPECT_EQ(config.quantizers.at(0).label, "fp32");
+  // The data path default is found through the data search path (QEXP_DATA_PATH in ctest).
+  EXPECT_EQ(fs::weakly_canonical(config.data_path), fs::weakly_canonical(qexp::test::shared_dir() / "data/sst2/dev.tsv"));
+}
+
+TEST(config_schema, relative_paths_resolve_against_the_config_folder) {
+  temp_dir dir;
+  fs::create_directories(dir.path() / "models/m");
+  write_file(dir.path() / "cfg/x.yaml", "name: t\nmodel: { path: ../models/m }\nquantizers: [ { plugin: fp32 } ]\n");
+  auto experiment = qexp::load_experiment(dir.path() / "cfg/x.yaml", {});
+  EXPECT_EQ(fs::path(experiment.resolved["model"]["path"].as<std::string>()), (dir.path() / "models/m").lexically_normal());
+}
+
+TEST(config_schema, overrides_go_through_the_same_validation) {
+  temp_dir dir;
+  write_file(dir.path() / "x.yaml", minimal_config());
+  auto experiment = qexp::load_experiment(
+      dir.path() / "x.yaml",
+      {"measure.latency.threads=[1, 2]", "quantizers.0.options.backend=onednn", "quantizers.1.plugin=fp32",
+       "data.limit=5"});
+  auto config = qexp::ptq_config_from(experiment.resolved, experiment.source);
+  EXPECT_EQ(config.latency.threads, (std::vector<int>{1, 2}));
+  EXPECT_EQ(config.quantizers.at(0).options.at("backend"), "onednn");
+  ASSERT_EQ(config.quantizers.size(), 2u);
+  EXPECT_EQ(config.data_limit, 5);
+  EXPECT_EQ(config.quantizers.at(0).options_where, "--set quantizers.0.options.backend=onednn");
+
+  EXPECT_EQ(load_error(minimal_config(), {"measure.latency.warmup=-1"}),
+            "expected an integer >= 0 at --set measure.latency.warmup=-1 (key 'measure.latency.warmup'), got '-1'");
+  EXPECT_EQ(load_error(minimal_config(), {"measure.latncy.warmup=1"}),
+            "unknown key 'latncy' at --set measure.latncy.warmup=1; did you mean 'latency'?");
+  EXPECT_EQ(load_error(minimal_config(), {"quantizers.5.plugin=fp32"}),
+            "--set quantizers.5.plugin=fp32: index 5 is past the end of a list of 1");
+  EXPECT_EQ(load_error(minimal_config(), {"no_equals_sign"}), "--set no_equals_sign: expected key.path=value");
+  EXPECT_EQ(load_error(minimal_config(), {"name.x=1"}), "--set name.x=1: cannot set 'x' inside a scalar");
+}
+
+TEST(config_schema, the_resolved_config_prints_and_parses_back_to_itself) {
+  temp_dir dir;
+  write_file(dir.path() / "x.yaml", minimal_config() + "measure: { latency: { batch_sizes: 4 } }\n");
+  auto first = qexp::load_experiment(dir.path() / "x.yaml", {"quantizers.0.layers.exclude=['*classifier']"});
+  const std::string text = qexp::to_yaml_text(first.resolved);
+  write_file(dir.path() / "resolved.yaml", text);
+  auto second = qexp::load_experiment(dir.path() / "resolved.yaml", {});
+  EXPECT_EQ(qexp::to_yaml_text(second.resolved), text);
+  EXPECT_NE(text.find("batch_sizes: [4]"), std::string::npos) << text;
+  EXPECT_NE(text.find("exclude: [\"*classifier\"]"), std::string::npos) << text;
+}
+
+TEST(config_schema, an_unknown_kind_is_named_with_the_known_ones) {
+  EXPECT_EQ(load_error("name: t\nkind: ptk\n"), "unknown experiment kind 'ptk'; did you mean 'ptq'? (known: ptq)");
+}
+
+TEST(config_schema, every_shipped_config_resolves) {
+  for (const auto& entry : fs::directory_iterator(qexp::test::source_dir() / "configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(entry.path().string());
+    YAML::Node document = qexp::load_yaml_file(entry.path());
+    if (document["sweep"]) continue;  // sweep files are expanded by `qexp sweep`, not run directly
+    EXPECT_NO_THROW(qexp::load_experiment(entry.path(), {}));
+  }
+}
+
+TEST(config_schema, the_reference_lists_every_key) {
+  const std::string doc = qexp::schema_markdown(qexp::ptq_schema(), "ptq");
+  for (const char* key : {"`model.path`", "`quantizers.N.layers.exclude`", "`measure.latency.threads`", "`seed`"})
+    EXPECT_NE(doc.find(key), std::string::npos) << key;
+}
+
+TEST(suggest, close_words_are_suggested_and_far_ones_are_not) {
+  EXPECT_EQ(qexp::closest_match("quantizer", {"quantizers", "model"}), "quantizers");
+  EXPECT_EQ(qexp::closest_match("mdoel", {"quantizers", "model"}), "model");
+  EXPECT_EQ(qexp::closest_match("zzz", {"quantizers", "model"}), "");
+}
