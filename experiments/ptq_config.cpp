@@ -142,6 +142,7 @@ schema_node ptq_schema() {
 
 ptq_config ptq_config_from(const YAML::Node& r, const config_source& source) {
   ptq_config c;
+  c.source_file = std::filesystem::absolute(source.file);
   c.name = r["name"].as<std::string>();
   c.description = r["description"].as<std::string>();
   c.model_path = r["model"]["path"].as<std::string>();

@@ -44,6 +44,7 @@ struct layer_error_settings {
 };
 
 struct ptq_config {
+  std::filesystem::path source_file;  // the YAML, absolute
   std::string name, description;
   std::filesystem::path model_path;
   std::filesystem::path data_path;

@@ -1,11 +1,498 @@
 #include "ptq_runner.h"
 
+#include <unistd.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "results_report.h"
+#include "qexp/dataset.h"
+#include "qexp/distilbert.h"
+#include "qexp/environment.h"
 #include "qexp/errors.h"
+#include "qexp/latency_stats.h"
+#include "qexp/safetensors.h"
+#include "qexp/tokenizer.h"
+#include "qexp/version.h"
 
 namespace qexp {
+namespace fs = std::filesystem;
+using nlohmann::json;
 
-int run_ptq(const ptq_config& config, const YAML::Node&, const run_request&) {
-  throw error("experiment '" + config.name + "': the ptq runner needs the DistilBERT model, which is not built yet");
+namespace {
+
+std::string utc_stamp(const char* format) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[64];
+  std::strftime(buffer, sizeof buffer, format, &tm);
+  return buffer;
+}
+
+json yaml_to_json(const YAML::Node& n) {
+  if (n.IsMap()) {
+    json out = json::object();
+    for (const auto& e : n) out[e.first.as<std::string>()] = yaml_to_json(e.second);
+    return out;
+  }
+  if (n.IsSequence()) {
+    json out = json::array();
+    for (const auto& e : n) out.push_back(yaml_to_json(e));
+    return out;
+  }
+  if (!n.IsScalar()) return nullptr;
+  // The resolved config holds typed scalars; recover the type from the text the schema wrote.
+  const std::string text = n.Scalar();
+  if (text == "true" || text == "false") return text == "true";
+  char* end = nullptr;
+  const long long i = std::strtoll(text.c_str(), &end, 10);
+  if (!text.empty() && *end == '\0') return i;
+  const double d = std::strtod(text.c_str(), &end);
+  if (!text.empty() && *end == '\0') return d;
+  return text;
+}
+
+fs::path make_run_dir(const fs::path& root, const std::string& name) {
+  const fs::path base = fs::absolute(root) / name;
+  fs::create_directories(base);
+  const std::string stamp = utc_stamp("%Y%m%d-%H%M%S");
+  fs::path dir = base / stamp;
+  for (int suffix = 2; fs::exists(dir); ++suffix) dir = base / (stamp + "-" + std::to_string(suffix));
+  fs::create_directories(dir);
+  return dir;
+}
+
+// Progress for long loops: a redrawn bar on a terminal, a few plain lines in a log.
+class progress {
+ public:
+  progress(std::string what, std::size_t total) : what_(std::move(what)), total_(total), tty_(isatty(2)) {}
+  void step(std::size_t done) {
+    if (total_ == 0) return;
+    if (tty_) {
+      const int width = 30;
+      const int filled = static_cast<int>(width * done / total_);
+      std::cerr << "\r  " << what_ << " [" << std::string(filled, '#') << std::string(width - filled, '.') << "] "
+                << done << "/" << total_ << std::flush;
+      if (done == total_) std::cerr << "\n";
+    } else if (done == total_ || done * 4 / total_ != (done - 1) * 4 / total_) {
+      spdlog::info("  {}: {}/{}", what_, done, total_);
+    }
+  }
+
+ private:
+  std::string what_;
+  std::size_t total_;
+  bool tty_;
+};
+
+// Everything measured against, loaded once per run.
+struct workload {
+  ptq_config config;
+  wordpiece_tokenizer tokenizer;
+  distilbert_classifier fp32;
+  labelled_sentences data;
+  std::vector<std::vector<std::int64_t>> ids;  // tokenized data, [CLS] ... [SEP]
+  std::vector<std::int64_t> probe_ids;
+};
+
+struct candidate {
+  const quantizer_entry* entry;
+  const plugin_record* plugin;
+  distilbert_classifier model;
+  std::vector<std::string> quantized_layers;
+};
+
+at::Tensor batch_of(const std::vector<std::vector<std::int64_t>>& ids, std::size_t begin, std::size_t end,
+                    std::int64_t pad_id, at::Tensor* mask) {
+  std::size_t longest = 0;
+  for (std::size_t i = begin; i < end; ++i) longest = std::max(longest, ids[i].size());
+  auto input = at::full({static_cast<std::int64_t>(end - begin), static_cast<std::int64_t>(longest)}, pad_id, at::kLong);
+  *mask = at::zeros_like(input);
+  auto in = input.accessor<std::int64_t, 2>();
+  auto m = mask->accessor<std::int64_t, 2>();
+  for (std::size_t i = begin; i < end; ++i)
+    for (std::size_t t = 0; t < ids[i].size(); ++t) in[i - begin][t] = ids[i][t], m[i - begin][t] = 1;
+  return input;
+}
+
+candidate build_candidate(const workload& w, const quantizer_entry& entry, const plugin_registry& plugins) {
+  candidate c{&entry, &plugins.find(entry.plugin), w.fp32, entry.layers.apply(w.fp32.linear_names())};
+  auto quantizer = plugins.create(entry.plugin, entry.options, entry.options_where);
+  if (c.quantized_layers.empty())
+    throw config_error(entry.where + ": the layer patterns of '" + entry.label + "' select no Linear layer of the model");
+  for (const auto& name : c.quantized_layers)
+    c.model.replace_linear(name, std::shared_ptr<packed_linear>(quantizer->prepare(w.fp32.float_layer(name))));
+  return c;
+}
+
+// Counts what each tensor of a checkpoint is, for the size breakdown.
+class counting_writer final : public tensor_writer {
+ public:
+  counting_writer(tensor_writer& out, std::string* category) : out_(out), category_(category) {}
+  void add_tensor(const std::string& name, const at::Tensor& t) override {
+    out_.add_tensor(name, t);
+    std::string kind = *category_;
+    if (kind == "linear") {
+      const bool integer = !at::isFloatingType(t.scalar_type());
+      if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) kind = "linear_bias";
+      else if (integer || (name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0)) kind = "linear_weights";
+      else kind = "linear_scales";
+    }
+    breakdown[kind] += t.nbytes();
+  }
+  std::map<std::string, std::uint64_t> breakdown;
+
+ private:
+  tensor_writer& out_;
+  std::string* category_;
+};
+
+json save_checkpoint(const workload& w, const candidate& c, const fs::path& file) {
+  safetensors_writer writer;
+  std::string category;
+  counting_writer counting(writer, &category);
+  for (const auto& [name, tensor] : c.model.non_linear_tensors()) {
+    category = name.find("embeddings") != std::string::npos ? "embeddings" : "other";
+    counting.add_tensor(name, tensor);
+  }
+  category = "linear";
+  for (const auto& name : c.model.linear_names()) c.model.linear(name).save(counting, name);
+  json options = c.entry->options;
+  writer.set_metadata("format", "qexp.quantized/1");
+  writer.set_metadata("qexp.plugin", c.plugin->info->id);
+  writer.set_metadata("qexp.plugin_version", c.plugin->info->version);
+  writer.set_metadata("qexp.options", options.dump());
+  writer.set_metadata("qexp.quantized_layers", json(c.quantized_layers).dump());
+  writer.set_metadata("qexp.model_config", w.fp32.config().to_json().dump());
+  const std::uint64_t bytes = writer.write(file);
+  std::uint64_t counted = 0;
+  json breakdown = json::object();
+  for (const auto& [k, v] : counting.breakdown) breakdown[k] = v, counted += v;
+  breakdown["header"] = bytes - counted;
+  return {{"file_bytes", bytes}, {"checkpoint", file.string()}, {"breakdown", breakdown}};
+}
+
+// Probabilities of every sentence, each run alone (batch 1) or padded batches.
+at::Tensor predict_probabilities(distilbert_classifier& model, const workload& w, std::size_t batch_size,
+                                 const std::string& what) {
+  const std::size_t n = w.ids.size();
+  std::vector<at::Tensor> parts;
+  progress bar(what, n);
+  for (std::size_t begin = 0; begin < n; begin += batch_size) {
+    const std::size_t end = std::min(n, begin + batch_size);
+    at::Tensor mask;
+    auto input = batch_of(w.ids, begin, end, w.tokenizer.pad_id(), &mask);
+    parts.push_back(at::softmax(model.forward(input, mask).to(at::kDouble), 1));
+    bar.step(end);
+  }
+  return at::cat(parts);
+}
+
+json accuracy_json(const at::Tensor& probs, const at::Tensor& baseline_probs, const workload& w,
+                   const at::Tensor& probe_probs, const at::Tensor& baseline_probe_probs) {
+  const auto labels = at::tensor(w.data.labels, at::kLong);
+  const auto predicted = probs.argmax(1);
+  const auto baseline_predicted = baseline_probs.argmax(1);
+  const double accuracy = predicted.eq(labels).to(at::kDouble).mean().item<double>();
+  const double baseline_accuracy = baseline_predicted.eq(labels).to(at::kDouble).mean().item<double>();
+  // KL(p_fp32 || p_candidate), clamped so a zero probability cannot produce inf.
+  const auto p = baseline_probs.clamp_min(1e-12), q = probs.clamp_min(1e-12);
+  const double kl = (p * (p.log() - q.log())).sum(1).mean().item<double>();
+  std::vector<double> probe(probe_probs.data_ptr<double>(), probe_probs.data_ptr<double>() + probe_probs.numel());
+  return {{"sentences", w.data.size()},
+          {"accuracy", accuracy},
+          {"accuracy_delta_vs_fp32", accuracy - baseline_accuracy},
+          {"agreement_with_fp32", predicted.eq(baseline_predicted).to(at::kDouble).mean().item<double>()},
+          {"mean_kl_vs_fp32", kl},
+          {"max_abs_dp_vs_fp32", (probs - baseline_probs).abs().max().item<double>()},
+          {"probe_total_abs_dp", (probe_probs - baseline_probe_probs).abs().sum().item<double>()},
+          {"probe_probabilities", probe}};
+}
+
+// Each quantized Linear fed the fp32 model's own input to that layer, so the error is the
+// layer's alone, not what earlier layers passed down.
+json layer_error_json(const workload& w, candidate& c) {
+  const auto& s = w.config.layer_error;
+  std::set<std::string> selected(c.quantized_layers.begin(), c.quantized_layers.end());
+  std::map<std::string, std::pair<double, double>> energy;  // name -> (signal, noise)
+  auto observed = w.fp32;
+  observed.set_linear_observer([&](const std::string& name, const at::Tensor& in, const at::Tensor& out) {
+    if (!selected.count(name)) return;
+    const auto q = c.model.linear(name).forward(in).to(at::kDouble);
+    const auto ref = out.to(at::kDouble);
+    auto& e = energy[name];
+    e.first += ref.pow(2).sum().item<double>();
+    e.second += (ref - q).pow(2).sum().item<double>();
+  });
+  const std::size_t n = std::min(w.ids.size(), static_cast<std::size_t>(s.batches) * s.batch_size);
+  for (std::size_t begin = 0; begin < n; begin += s.batch_size) {
+    at::Tensor mask;
+    auto input = batch_of(w.ids, begin, std::min(n, begin + s.batch_size), w.tokenizer.pad_id(), &mask);
+    observed.forward(input, mask);
+  }
+  std::vector<json> rows;
+  for (const auto& [name, e] : energy) {
+    const double nmse = e.first > 0 ? e.second / e.first : 0.0;
+    // An exact layer has no noise: report a finite ceiling rather than inf, which JSON cannot hold.
+    const double sqnr = e.second > 0 ? 10.0 * std::log10(e.first / e.second) : 300.0;
+    rows.push_back({{"layer", name}, {"sqnr_db", sqnr}, {"nmse", nmse}});
+  }
+  std::sort(rows.begin(), rows.end(), [](const json& a, const json& b) { return a["sqnr_db"] < b["sqnr_db"]; });
+  return rows;
+}
+
+json stats_json(const std::vector<double>& samples, std::size_t sentences_per_call) {
+  const latency_stats s = summarize_latency(samples);
+  return {{"p50_ms", s.p50_ms},
+          {"p90_ms", s.p90_ms},
+          {"p99_ms", s.p99_ms},
+          {"mean_ms", s.mean_ms},
+          {"stdev_ms", s.stdev_ms},
+          {"throughput_per_s", s.mean_ms > 0 ? 1000.0 * static_cast<double>(sentences_per_call) / s.mean_ms : 0.0},
+          {"samples_ms", samples}};
+}
+
+struct paired_latency {
+  json baseline, candidate;
+};
+
+// Baseline and candidate timed alternately on the same inputs, so machine drift hits both; the
+// speedup is the ratio of their medians (probe) or of their total times (dataset).
+paired_latency measure_latency(const workload& w, distilbert_classifier& baseline, distilbert_classifier* other) {
+  const auto& s = w.config.latency;
+  paired_latency out{{{"probe", json::array()}, {"dataset", json::array()}},
+                     {{"probe", json::array()}, {"dataset", json::array()}}};
+  std::vector<distilbert_classifier*> models{&baseline};
+  if (other) models.push_back(other);
+  const int original_threads = at::get_num_threads();
+  for (int threads : s.threads) {
+    at::set_num_threads(threads);
+    for (int batch : s.batch_sizes) {
+      const std::vector<std::string> texts(batch, s.probe_text);
+      std::vector<double> tokenize_ms;
+      batch_encoding encoded;
+      for (int i = 0; i < std::max(3, s.iterations / 10); ++i)
+        tokenize_ms.push_back(time_ms([&] { encoded = w.tokenizer.encode_batch(texts, w.config.max_length); }));
+      for (int i = 0; i < s.warmup; ++i)
+        for (auto* m : models) m->forward(encoded.input_ids, encoded.attention_mask);
+      std::vector<std::vector<double>> samples(models.size());
+      for (int i = 0; i < s.iterations; ++i)
+        for (std::size_t k = 0; k < models.size(); ++k)
+          samples[k].push_back(time_ms([&] { models[k]->forward(encoded.input_ids, encoded.attention_mask); }));
+      const json setting = {{"batch_size", batch},
+                            {"threads", threads},
+                            {"tokens", encoded.input_ids.size(1)},
+                            {"warmup", s.warmup},
+                            {"iterations", s.iterations},
+                            {"tokenize_ms", summarize_latency(tokenize_ms).mean_ms}};
+      json b = setting, c = setting;
+      b.update(stats_json(samples[0], batch));
+      b["speedup_vs_fp32"] = 1.0;
+      out.baseline["probe"].push_back(b);
+      if (other) {
+        c.update(stats_json(samples[1], batch));
+        c["speedup_vs_fp32"] = summarize_latency(samples[0]).p50_ms / summarize_latency(samples[1]).p50_ms;
+        c["baseline_p50_ms"] = b["p50_ms"];
+        out.candidate["probe"].push_back(c);
+      }
+    }
+    const std::size_t n = std::min<std::size_t>(w.ids.size(), s.dataset_sentences);
+    if (n == 0) continue;
+    std::vector<std::vector<double>> samples(models.size());
+    std::vector<double> tokenize_ms;
+    std::size_t tokens = 0;
+    for (std::size_t i = 0; i < std::min<std::size_t>(n, s.warmup); ++i)
+      for (auto* m : models) m->forward(at::tensor(w.ids[i], at::kLong).unsqueeze(0));
+    for (std::size_t i = 0; i < n; ++i) {
+      tokenize_ms.push_back(time_ms([&] { w.tokenizer.encode_ids(w.data.sentences[i], w.config.max_length); }));
+      const auto input = at::tensor(w.ids[i], at::kLong).unsqueeze(0);
+      tokens += w.ids[i].size();
+      for (std::size_t k = 0; k < models.size(); ++k) samples[k].push_back(time_ms([&] { models[k]->forward(input); }));
+    }
+    const json setting = {{"batch_size", 1},
+                          {"threads", threads},
+                          {"sentences", n},
+                          {"mean_tokens", static_cast<double>(tokens) / static_cast<double>(n)},
+                          {"tokenize_ms", summarize_latency(tokenize_ms).mean_ms}};
+    json b = setting, c = setting;
+    b.update(stats_json(samples[0], 1));
+    b["speedup_vs_fp32"] = 1.0;
+    out.baseline["dataset"].push_back(b);
+    if (other) {
+      c.update(stats_json(samples[1], 1));
+      c["speedup_vs_fp32"] = summarize_latency(samples[0]).mean_ms / summarize_latency(samples[1]).mean_ms;
+      c["baseline_mean_ms"] = b["mean_ms"];
+      out.candidate["dataset"].push_back(c);
+    }
+  }
+  at::set_num_threads(original_threads);
+  return out;
+}
+
+class ptq_run {
+ public:
+  ptq_run(const ptq_config& config, const YAML::Node& resolved, const run_request& request)
+      : config_(config), request_(request) {
+    const fs::path root = request.out_root.empty() ? fs::path(config.output_dir) : request.out_root;
+    dir_ = make_run_dir(root, config.name);
+    write_text_atomically(dir_ / "config.yaml", to_yaml_text(resolved));
+    started_ = std::chrono::steady_clock::now();
+    doc_ = {{"schema", "qexp.results/1"},
+            {"experiment",
+             {{"name", config.name},
+              {"kind", "ptq"},
+              {"description", config.description},
+              {"config_file", config.source_file.string()},
+              {"resolved_config", yaml_to_json(resolved)},
+              {"started_at", utc_stamp("%Y-%m-%dT%H:%M:%SZ")},
+              {"output_dir", dir_.string()}}},
+            {"environment", environment_json(config.source_file.parent_path())},
+            {"results", json::array()}};
+    spdlog::info("experiment '{}': results in {}", config.name, dir_.string());
+  }
+
+  int run() {
+    workload w = load_workload();
+    spdlog::info("baseline: {}", config_.baseline.label);
+    candidate baseline = build_candidate(w, config_.baseline, *request_.plugins);
+    json base = result_header(baseline);
+    base["is_baseline"] = true;
+    at::Tensor base_probs, base_probe;
+    measure(w, baseline, nullptr, base, base_probs, base_probe);
+    record(base);
+
+    int failures = 0;
+    for (std::size_t i = 0; i < config_.quantizers.size(); ++i) {
+      const auto& entry = config_.quantizers[i];
+      spdlog::info("[{}/{}] {}", i + 1, config_.quantizers.size(), entry.label);
+      json result = {{"label", entry.label}, {"plugin", entry.plugin}, {"options", entry.options},
+                     {"is_baseline", false}, {"status", "running"}};
+      try {
+        candidate c = build_candidate(w, entry, *request_.plugins);
+        result = result_header(c);
+        measure(w, c, &baseline, result, base_probs, base_probe);
+        result["status"] = "ok";
+      } catch (const std::exception& e) {
+        // Recorded with whatever was measured before the failure; the next quantizer still runs.
+        ++failures;
+        result["status"] = "failed";
+        result["error"] = e.what();
+        spdlog::error("{}: {}", entry.label, e.what());
+      }
+      record(result);
+    }
+    std::cout << summary_table({doc_});
+    spdlog::info("experiment '{}' done in {:.1f} s: {}", config_.name, elapsed_seconds(), dir_.string());
+    return failures ? static_cast<int>(exit_code::runtime_failure) : 0;
+  }
+
+ private:
+  double elapsed_seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  }
+
+  workload load_workload() {
+    workload w{config_, wordpiece_tokenizer::from_model_folder(config_.model_path),
+               distilbert_classifier::from_folder(config_.model_path),
+               read_sentence_tsv(config_.data_path, static_cast<std::size_t>(config_.data_limit)), {}, {}};
+    std::size_t tokens = 0;
+    for (const auto& s : w.data.sentences) {
+      w.ids.push_back(w.tokenizer.encode_ids(s, config_.max_length));
+      tokens += w.ids.back().size();
+    }
+    w.probe_ids = w.tokenizer.encode_ids(config_.latency.probe_text, config_.max_length);
+    const auto& mc = w.fp32.config();
+    std::int64_t parameters = 0;
+    for (const auto& [name, t] : w.fp32.non_linear_tensors()) parameters += t.numel();
+    for (const auto& name : w.fp32.linear_names()) {
+      const layer l = w.fp32.float_layer(name);
+      parameters += l.weight.numel() + (l.bias.defined() ? l.bias.numel() : 0);
+    }
+    doc_["model"] = {{"path", config_.model_path.string()}, {"dim", mc.dim}, {"n_layers", mc.n_layers},
+                     {"linear_layers", w.fp32.linear_names().size()}, {"parameters", parameters}};
+    doc_["data"] = {{"path", config_.data_path.string()}, {"sentences", w.data.size()},
+                    {"max_length", config_.max_length},
+                    {"mean_tokens", w.ids.empty() ? 0.0 : static_cast<double>(tokens) / w.ids.size()}};
+    return w;
+  }
+
+  json result_header(const candidate& c) const {
+    return {{"label", c.entry->label},
+            {"plugin", c.entry->plugin},
+            {"plugin_version", c.plugin->info->version},
+            {"options", c.entry->options},
+            {"is_baseline", false},
+            {"status", "ok"},
+            {"error", nullptr},
+            {"layers_quantized", c.quantized_layers.size()}};
+  }
+
+  // Fills `result` section by section, so a failure keeps what was already measured.
+  void measure(const workload& w, candidate& c, candidate* baseline, json& result, at::Tensor& base_probs,
+               at::Tensor& base_probe) {
+    const bool is_baseline = baseline == nullptr;
+    if (config_.measure_size) {
+      const std::string file = "checkpoint-" + std::to_string(doc_["results"].size()) + ".safetensors";
+      result["size"] = save_checkpoint(w, c, dir_ / file);
+      baseline_bytes_ = is_baseline ? result["size"]["file_bytes"].get<double>() : baseline_bytes_;
+      result["size"]["ratio_to_fp32"] = result["size"]["file_bytes"].get<double>() / baseline_bytes_;
+      result["size"]["ratio_is_to"] = "baseline checkpoint";
+    }
+    // Accuracy and layer error are not timing runs: use every core for them.
+    const int threads = at::get_num_threads();
+    at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    if (config_.accuracy.enabled) {
+      auto probs = predict_probabilities(c.model, w, config_.accuracy.batch_size, c.entry->label + " accuracy");
+      auto probe = at::softmax(c.model.forward(at::tensor(w.probe_ids, at::kLong).unsqueeze(0)).to(at::kDouble), 1)[0];
+      if (is_baseline) base_probs = probs, base_probe = probe;
+      result["accuracy"] = accuracy_json(probs, base_probs, w, probe, base_probe);
+    }
+    if (config_.layer_error.enabled)
+      result["layer_error"] = is_baseline ? json::array() : layer_error_json(w, c);
+    at::set_num_threads(threads);
+    if (config_.latency.enabled) {
+      auto latency = measure_latency(w, is_baseline ? c.model : baseline->model, is_baseline ? nullptr : &c.model);
+      result["latency"] = is_baseline ? latency.baseline : latency.candidate;
+    }
+  }
+
+  void record(const json& result) {
+    doc_["results"].push_back(result);
+    doc_["experiment"]["finished_at"] = utc_stamp("%Y-%m-%dT%H:%M:%SZ");
+    doc_["experiment"]["wall_seconds"] = elapsed_seconds();
+    write_text_atomically(dir_ / "results.json", doc_.dump(2) + "\n");
+    try {
+      rebuild_report(dir_);
+    } catch (const std::exception& e) {
+      spdlog::warn("report not rebuilt ({}); results.json is complete", e.what());
+    }
+  }
+
+  const ptq_config& config_;
+  const run_request& request_;
+  fs::path dir_;
+  json doc_;
+  double baseline_bytes_ = 1;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace
+
+int run_ptq(const ptq_config& config, const YAML::Node& resolved, const run_request& request) {
+  if (!request.plugins) throw error("run_ptq: no plugin registry");
+  c10::InferenceMode inference;
+  ptq_run run(config, resolved, request);
+  return run.run();
 }
 
 }  // namespace qexp

@@ -10,7 +10,8 @@ packages=(
   nlohmann-json3-dev libutf8proc-dev
   # The default reference BLAS is ~1.5 GFLOP/s; fp32 baselines must use OpenBLAS.
   libopenblas0-pthread libopenblas-dev
-  python3-torch
+  # Reference pipeline (tools/seed_baseline.py) and the report's browser test.
+  python3-torch chromium
 )
 
 missing=()

@@ -1,0 +1,90 @@
+// Turns results documents (results.json, schema "qexp.results/1", see docs/results.md) into the
+// files a researcher reads: results.csv for pandas, summary.md, a plain-text table for the
+// terminal, and one self-contained report.html with inline SVG plots.
+//
+// Every renderer takes several runs so that `qexp report` can compare runs side by side; with one
+// run the run column disappears. Renderers never throw on missing or oddly typed fields: a value
+// that is absent (a section disabled in the config, a failed result) shows as empty or "-".
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qexp {
+
+inline constexpr const char* results_schema_id = "qexp.results/1";
+
+// Reads one results.json and checks its outline (an object with the expected schema id and a
+// "results" array); throws input_error naming the file and the JSON problem.
+nlohmann::json load_results(const std::filesystem::path& file);
+
+// The results.json files `path` stands for: the file itself, `path/results.json`, or else every
+// results.json below `path` (sorted). Throws input_error when `path` is missing or holds none.
+std::vector<std::filesystem::path> find_results_files(const std::filesystem::path& path);
+
+// One row per result per run, with a header row; pandas-friendly (missing values are empty cells,
+// RFC 4180 quoting). Column list and units: docs/results.md.
+std::string results_csv(const std::vector<nlohmann::json>& runs);
+// Aligned plain-text table for the terminal; failed rows show their error.
+std::string summary_table(const std::vector<nlohmann::json>& runs);
+// summary.md: the table in Markdown, plus environment, data, latency settings and the worst
+// layers per scheme.
+std::string summary_markdown(const std::vector<nlohmann::json>& runs);
+// One self-contained HTML file (no scripts, no network): the table and inline SVG plots.
+std::string report_html(const std::vector<nlohmann::json>& runs);
+
+// Writes through a temporary file in the same folder and renames it over `path`, so a reader never
+// sees half a file. Throws qexp::error naming the path on failure.
+void write_text_atomically(const std::filesystem::path& path, const std::string& text);
+
+// Rebuilds summary.md, results.csv and report.html inside one results folder from its results.json.
+void rebuild_report(const std::filesystem::path& run_dir);
+// Writes summary.md, results.csv and report.html for these runs into `out_dir` (created if needed).
+void write_report_files(const std::vector<nlohmann::json>& runs, const std::filesystem::path& out_dir);
+
+namespace detail {
+
+// What every renderer needs from one result, read once and tolerant of missing fields.
+struct result_row {
+  std::size_t run_index = 0;
+  std::string run_name;  // empty when the report holds one run
+  std::string experiment;
+  std::string label, plugin, plugin_version, status, error;
+  bool is_baseline = false;
+  bool ok = false;  // status == "ok"
+  const nlohmann::json* result = nullptr;
+  std::optional<double> size_bytes, size_ratio;
+  // The latency entries the summary quotes: the smallest batch, then the fewest threads.
+  const nlohmann::json* headline_probe = nullptr;
+  const nlohmann::json* headline_dataset = nullptr;
+  std::optional<double> p50_ms, speedup;
+  std::optional<double> accuracy, accuracy_delta, agreement, mean_kl, max_abs_dp, probe_total_abs_dp;
+  std::string worst_layer;
+  std::optional<double> worst_sqnr_db;
+
+  std::string display_name() const { return run_name.empty() ? label : run_name + " \xC2\xB7 " + label; }
+};
+
+std::vector<result_row> collect_rows(const std::vector<nlohmann::json>& runs);
+
+// Follows object keys; nullptr when any step is missing or not an object.
+const nlohmann::json* find(const nlohmann::json& j, std::initializer_list<const char*> path);
+std::optional<double> number_at(const nlohmann::json& j, std::initializer_list<const char*> path);
+std::string string_at(const nlohmann::json& j, std::initializer_list<const char*> path);
+
+std::string fixed(double value, int decimals);
+std::string fixed(const std::optional<double>& value, int decimals, const std::string& missing = "-");
+// "batch 1, 1 thread, 22 tokens" for a probe entry; "batch 1, 1 thread, 200 sentences, 25.1 mean
+// tokens" for a dataset entry.
+std::string latency_setting(const nlohmann::json& entry, bool dataset);
+std::string html_escape(const std::string& text);
+// Orders "layer.10" after "layer.9".
+bool natural_less(const std::string& a, const std::string& b);
+
+}  // namespace detail
+}  // namespace qexp

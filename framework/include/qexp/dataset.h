@@ -1,0 +1,24 @@
+// Labelled sentence datasets in the GLUE SST-2 layout: a header line, then sentence<TAB>label.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace qexp {
+
+struct labelled_sentences {
+  std::filesystem::path path;
+  std::vector<std::string> sentences;
+  std::vector<std::int64_t> labels;
+  std::size_t size() const { return sentences.size(); }
+};
+
+// Reads an SST-2 style TSV: the first line is the header ("sentence<TAB>label"); each line splits on
+// its last tab (no quote handling, as Hugging Face reads these files with QUOTE_NONE); labels are
+// non-negative integers. `limit` > 0 keeps the first `limit` rows. Throws input_error naming the
+// file and line for a missing file, a missing header or tab, or a label that is not an integer.
+labelled_sentences read_sentence_tsv(const std::filesystem::path& path, std::size_t limit = 0);
+
+}  // namespace qexp

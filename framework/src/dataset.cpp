@@ -1,0 +1,44 @@
+#include "qexp/dataset.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+
+#include "qexp/errors.h"
+
+namespace qexp {
+
+labelled_sentences read_sentence_tsv(const std::filesystem::path& path, std::size_t limit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw input_error("dataset " + path.string() + ": cannot be opened");
+  labelled_sentences out;
+  out.path = path;
+  std::string line;
+  std::size_t line_number = 0;
+  auto where = [&] { return "dataset " + path.string() + ":" + std::to_string(line_number) + ": "; };
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const auto tab = line.rfind('\t');
+    if (line_number == 1) {
+      if (tab == std::string::npos || line.substr(tab + 1) != "label")
+        throw input_error(where() + "expected the header 'sentence<TAB>label', found '" + line.substr(0, 60) + "'");
+      continue;
+    }
+    if (line.empty()) continue;
+    if (tab == std::string::npos) throw input_error(where() + "expected sentence<TAB>label, found no tab");
+    const std::string label_text = line.substr(tab + 1);
+    errno = 0;
+    char* end = nullptr;
+    const long long label = std::strtoll(label_text.c_str(), &end, 10);
+    if (label_text.empty() || *end != '\0' || errno == ERANGE || label < 0)
+      throw input_error(where() + "expected a non-negative integer label, found '" + label_text + "'");
+    out.sentences.push_back(line.substr(0, tab));
+    out.labels.push_back(label);
+    if (limit > 0 && out.size() >= limit) break;
+  }
+  if (line_number == 0) throw input_error("dataset " + path.string() + ": empty file, expected a header line");
+  return out;
+}
+
+}  // namespace qexp
