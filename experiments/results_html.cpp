@@ -2,6 +2,7 @@
 // summary table and the plots a researcher reads first: accuracy against size and latency (the
 // Pareto view), latency distributions per scheme, and per-layer SQNR.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -334,6 +335,14 @@ std::string sqnr_svg(const std::string& id, const std::vector<layer_series>& ser
     prefix.resize(n);
   }
   prefix.resize(prefix.rfind('.') == std::string::npos || layers.size() < 2 ? 0 : prefix.rfind('.') + 1);
+  // "0.ffn.lin2" reads worse than "layer.0.ffn.lin2": keep the component a layer index belongs to.
+  auto starts_with_digit = [&prefix](const std::string& l) {
+    return l.size() > prefix.size() && std::isdigit(static_cast<unsigned char>(l[prefix.size()]));
+  };
+  while (!prefix.empty() && std::any_of(layers.begin(), layers.end(), starts_with_digit)) {
+    auto dot = prefix.rfind('.', prefix.size() - 2 < prefix.size() ? prefix.size() - 2 : 0);
+    prefix.resize(dot == std::string::npos || prefix.size() < 2 ? 0 : dot + 1);
+  }
   if (!prefix.empty()) *caption = "Layer names without the common prefix \"" + prefix + "\". ";
 
   const double width = 1100, legend_height = 26 + 20 * std::ceil(series.size() / 4.0), top = 30 + legend_height;

@@ -152,7 +152,9 @@ TEST(config_schema, the_resolved_config_prints_and_parses_back_to_itself) {
 }
 
 TEST(config_schema, an_unknown_kind_is_named_with_the_known_ones) {
-  EXPECT_EQ(load_error("name: t\nkind: ptk\n"), "unknown experiment kind 'ptk'; did you mean 'ptq'? (known: ptq)");
+  const std::string message = load_error("name: t\nkind: ptk\n");
+  EXPECT_EQ(message.rfind("unknown experiment kind 'ptk'; did you mean 'ptq'? (known: ", 0), 0u) << message;
+  EXPECT_NE(message.find("ptq"), std::string::npos) << message;
 }
 
 TEST(config_schema, every_shipped_config_resolves) {

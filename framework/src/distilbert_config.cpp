@@ -1,0 +1,201 @@
+// distilbert_config: reading, checking and writing Hugging Face's DistilBERT config.json.
+#include <fstream>
+#include <sstream>
+
+#include "qexp/distilbert.h"
+#include "qexp/errors.h"
+
+namespace qexp {
+namespace {
+
+std::string found_kind(const nlohmann::json& j) {
+  if (j.is_number_integer()) return "integer " + j.dump();
+  if (j.is_number_float()) return "number " + j.dump();
+  if (j.is_string()) return "string " + j.dump();
+  if (j.is_boolean()) return "boolean " + j.dump();
+  return j.type_name();
+}
+
+// Typed access to one config key with errors that name the file and the key.
+class config_reader {
+ public:
+  config_reader(const nlohmann::json& j, std::string source) : j_(j), source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    throw checkpoint_error(source_ + ": key '" + key + "': " + what);
+  }
+  const nlohmann::json* find(const std::string& key, bool required) const {
+    auto it = j_.find(key);
+    if (it == j_.end() || it->is_null()) {
+      if (required) fail(key, "missing; expected an integer");
+      return nullptr;
+    }
+    return &*it;
+  }
+  std::int64_t integer(const std::string& key, std::int64_t fallback, bool required,
+                       std::int64_t minimum) const {
+    const nlohmann::json* v = find(key, required);
+    if (!v) return fallback;
+    if (!v->is_number_integer()) fail(key, "expected an integer, found " + found_kind(*v));
+    const auto value = v->get<std::int64_t>();
+    if (value < minimum)
+      fail(key, "expected an integer >= " + std::to_string(minimum) + ", found " + v->dump());
+    return value;
+  }
+  double number(const std::string& key, double fallback) const {
+    const nlohmann::json* v = find(key, false);
+    if (!v) return fallback;
+    if (!v->is_number()) fail(key, "expected a number, found " + found_kind(*v));
+    return v->get<double>();
+  }
+  bool boolean(const std::string& key, bool fallback) const {
+    const nlohmann::json* v = find(key, false);
+    if (!v) return fallback;
+    if (!v->is_boolean()) fail(key, "expected true or false, found " + found_kind(*v));
+    return v->get<bool>();
+  }
+  std::string string(const std::string& key, const std::string& fallback) const {
+    const nlohmann::json* v = find(key, false);
+    if (!v) return fallback;
+    if (!v->is_string()) fail(key, "expected a string, found " + found_kind(*v));
+    return v->get<std::string>();
+  }
+  const nlohmann::json& json() const { return j_; }
+
+ private:
+  const nlohmann::json& j_;
+  std::string source_;
+};
+
+}  // namespace
+
+distilbert_config distilbert_config::from_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object())
+    throw checkpoint_error(source + ": expected a JSON object, found " + found_kind(j));
+  config_reader r(j, source);
+  distilbert_config c;
+  c.dim = r.integer("dim", 0, true, 1);
+  c.n_layers = r.integer("n_layers", 0, true, 1);
+  c.n_heads = r.integer("n_heads", 0, true, 1);
+  c.hidden_dim = r.integer("hidden_dim", 0, true, 1);
+  c.vocab_size = r.integer("vocab_size", 0, true, 1);
+  c.max_position_embeddings = r.integer("max_position_embeddings", 0, true, 1);
+  c.pad_token_id = r.integer("pad_token_id", 0, false, 0);
+  c.activation = r.string("activation", "gelu");
+  c.sinusoidal_pos_embds = r.boolean("sinusoidal_pos_embds", false);
+  c.dropout = r.number("dropout", c.dropout);
+  c.attention_dropout = r.number("attention_dropout", c.attention_dropout);
+  c.seq_classif_dropout = r.number("seq_classif_dropout", c.seq_classif_dropout);
+  c.qa_dropout = r.number("qa_dropout", c.qa_dropout);
+  c.initializer_range = r.number("initializer_range", c.initializer_range);
+
+  if (c.activation != "gelu" && c.activation != "relu")
+    r.fail("activation", "expected \"gelu\" or \"relu\", found \"" + c.activation + "\"");
+  if (c.dim % c.n_heads != 0)
+    r.fail("n_heads", "dim " + std::to_string(c.dim) + " must be divisible by n_heads, found " +
+                          std::to_string(c.n_heads));
+  if (c.pad_token_id >= c.vocab_size)
+    r.fail("pad_token_id", "expected an id below vocab_size " + std::to_string(c.vocab_size) +
+                               ", found " + std::to_string(c.pad_token_id));
+
+  // Hugging Face writes id2label as {"0": "NEGATIVE", "1": "POSITIVE"}; without it, a
+  // sequence classifier has two labels named LABEL_0 and LABEL_1.
+  const nlohmann::json* labels = r.find("id2label", false);
+  if (!labels) {
+    c.id2label = {"LABEL_0", "LABEL_1"};
+  } else {
+    if (!labels->is_object() || labels->empty())
+      r.fail("id2label", "expected a non-empty object of \"<id>\": \"<label>\", found " +
+                             found_kind(*labels));
+    c.id2label.assign(labels->size(), std::string());
+    std::vector<bool> seen(labels->size(), false);
+    for (auto it = labels->begin(); it != labels->end(); ++it) {
+      std::size_t id = 0, used = 0;
+      try {
+        id = std::stoul(it.key(), &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != it.key().size() || id >= labels->size() || seen[id])
+        r.fail("id2label", "expected the keys \"0\" .. \"" + std::to_string(labels->size() - 1) +
+                               "\" once each, found \"" + it.key() + "\"");
+      if (!it.value().is_string())
+        r.fail("id2label", "label " + it.key() + ": expected a string, found " +
+                               found_kind(it.value()));
+      seen[id] = true;
+      c.id2label[id] = it.value().get<std::string>();
+    }
+  }
+  return c;
+}
+
+distilbert_config distilbert_config::from_json_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw checkpoint_error(p.string() + ": cannot open the model config");
+  std::ostringstream text;
+  text << in.rdbuf();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw checkpoint_error(p.string() + ": not valid JSON (byte " + std::to_string(e.byte) +
+                           "): expected a config.json object");
+  }
+  return from_json(j, p.string());
+}
+
+std::vector<std::string> distilbert_config::preset_names() {
+  return {"distilbert-base", "distilbert-tiny"};
+}
+
+distilbert_config distilbert_config::preset(const std::string& name) {
+  distilbert_config c;  // the defaults are distilbert-base-uncased-finetuned-sst-2-english
+  if (name == "distilbert-base") return c;
+  if (name == "distilbert-tiny") {
+    c.dim = 32;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.hidden_dim = 64;
+    return c;
+  }
+  throw config_error("unknown model preset '" + name +
+                     "'; expected distilbert-base or distilbert-tiny");
+}
+
+nlohmann::json distilbert_config::to_json() const {
+  nlohmann::json j;
+  j["activation"] = activation;
+  j["architectures"] = {"DistilBertForSequenceClassification"};
+  j["attention_dropout"] = attention_dropout;
+  j["dim"] = dim;
+  j["dropout"] = dropout;
+  j["hidden_dim"] = hidden_dim;
+  nlohmann::json id2label_json = nlohmann::json::object(), label2id = nlohmann::json::object();
+  for (std::size_t i = 0; i < id2label.size(); ++i) {
+    id2label_json[std::to_string(i)] = id2label[i];
+    label2id[id2label[i]] = i;
+  }
+  j["id2label"] = id2label_json;
+  j["initializer_range"] = initializer_range;
+  j["label2id"] = label2id;
+  j["max_position_embeddings"] = max_position_embeddings;
+  j["model_type"] = "distilbert";
+  j["n_heads"] = n_heads;
+  j["n_layers"] = n_layers;
+  j["pad_token_id"] = pad_token_id;
+  j["qa_dropout"] = qa_dropout;
+  j["seq_classif_dropout"] = seq_classif_dropout;
+  j["sinusoidal_pos_embds"] = sinusoidal_pos_embds;
+  j["tie_weights_"] = true;
+  j["torch_dtype"] = "float32";
+  j["vocab_size"] = vocab_size;
+  return j;
+}
+
+void distilbert_config::write_json(const std::filesystem::path& p) const {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << to_json().dump(2) << "\n";
+  if (!out) throw input_error(p.string() + ": cannot write config.json");
+}
+
+}  // namespace qexp

@@ -1,0 +1,343 @@
+#include "onednn_int8.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <qexp/errors.h>
+
+#include <cmath>
+#include <dnnl.hpp>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "activation_kernels.h"
+
+namespace qexp::onednn_int8 {
+
+const option_spec options[3] = {
+    {"granularity", option_type::choice, "per_channel",
+     "Weight scales: one per tensor or one per output channel (symmetric s8, range [-127, 127])",
+     "per_tensor|per_channel"},
+    {"activation_granularity", option_type::choice, "per_tensor",
+     "Activation scale (and zero point): one per call or one per row/token", "per_tensor|per_token"},
+    {"activation_type", option_type::choice, "u8",
+     "u8: asymmetric with a zero point (full 8 bits); s8: symmetric, no zero point", "u8|s8"},
+};
+
+settings parse_settings(const option_values& values) {
+  settings s;
+  const auto& g = values.get_string("granularity");
+  if (g == "per_tensor") s.weights = weight_granularity::per_tensor;
+  else if (g == "per_channel") s.weights = weight_granularity::per_channel;
+  else throw config_error("onednn-int8: option 'granularity' is '" + g + "'; expected per_tensor|per_channel");
+  const auto& a = values.get_string("activation_granularity");
+  if (a == "per_tensor") s.activations = activation_granularity::per_tensor;
+  else if (a == "per_token") s.activations = activation_granularity::per_token;
+  else throw config_error("onednn-int8: option 'activation_granularity' is '" + a +
+                          "'; expected per_tensor|per_token");
+  const auto& t = values.get_string("activation_type");
+  if (t == "u8") s.activation_dtype = activation_type::u8;
+  else if (t == "s8") s.activation_dtype = activation_type::s8;
+  else throw config_error("onednn-int8: option 'activation_type' is '" + t + "'; expected u8|s8");
+  return s;
+}
+
+bool cpu_supported(const char** reason) {
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+      !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl")) {
+    if (reason) *reason = "this CPU lacks AVX-512 (F, BW, DQ, VL)";
+    return false;
+  }
+  if (!__builtin_cpu_supports("avx512vnni")) {
+    if (reason) *reason = "this CPU lacks AVX-512 VNNI, which the int8 brgemm kernel needs";
+    return false;
+  }
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto vnni = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_vnni);
+  if ((isa & vnni) != vnni) {
+    if (reason) *reason = "oneDNN is limited below avx512_core_vnni (ONEDNN_MAX_CPU_ISA?)";
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// Row count of the matmul used to pick the weights' blocked layout once; brgemm's layout depends
+// on N and K and the data types, and the primitive for any other M accepts the same layout.
+constexpr int64_t layout_probe_rows = 32;
+// Distinct sequence lengths cached per layer before the cache starts over.
+constexpr std::size_t max_cached_primitives = 128;
+
+std::string shape_text(const at::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+// Activation parameters: scale (and zero point for u8) covering [min(min, 0), max(max, 0)].
+struct activation_params {
+  float scale = 1.f;
+  float inv_scale = 1.f;
+  int32_t zero_point = 0;
+};
+
+activation_params choose_params(const range& r, activation_type type) {
+  activation_params p;
+  const float lo = std::min(r.min, 0.f), hi = std::max(r.max, 0.f);
+  const float span = type == activation_type::u8 ? hi - lo : std::max(-lo, hi);
+  const float scale = span / (type == activation_type::u8 ? 255.f : 127.f);
+  const float inv = 1.f / scale;
+  // All-zero (or all-subnormal) input: no finite reciprocal; scale 1 sends every value to code 0,
+  // so the row computes to the bias instead of dividing by zero.
+  if (!(scale > 0.f) || !std::isfinite(inv)) return p;
+  p.scale = scale;
+  p.inv_scale = inv;
+  if (type == activation_type::u8)
+    p.zero_point = static_cast<int32_t>(std::min(255.f, std::max(0.f, std::nearbyint(-lo * inv))));
+  return p;
+}
+
+class onednn_int8_linear final : public packed_linear {
+ public:
+  // w_int8: [out, in] int8 in [-127, 127]; scales: [1] or [out] float32; bias [out] or undefined.
+  onednn_int8_linear(const settings& s, const at::Tensor& w_int8, at::Tensor scales, at::Tensor bias)
+      : settings_(s), n_(w_int8.size(0)), k_(w_int8.size(1)), scales_(std::move(scales)),
+        bias_(std::move(bias)) {
+    channel_scales_ = scales_.numel() == 1 ? scales_.expand({n_}).contiguous() : scales_;
+    w_sum_ = w_int8.to(at::kInt).sum(1, /*keepdim=*/false, at::kInt).contiguous();
+    // W is [N, K] row-major, i.e. the matmul's K x N weights in `ba` order; reorder it once into
+    // the layout the brgemm kernel asked for (with s8 activations that layout also carries the
+    // compensation oneDNN needs, computed by this reorder).
+    auto probe = make_primitive_desc(layout_probe_rows, dnnl::memory::desc({k_, n_}, dt::s8, tag::any));
+    weights_md_ = probe.weights_desc();
+    weights_ = dnnl::memory(weights_md_, cpu_engine());
+    dnnl::memory plain({{k_, n_}, dt::s8, tag::ba}, cpu_engine(), const_cast<void*>(w_int8.data_ptr()));
+    dnnl::stream stream(cpu_engine());
+    dnnl::reorder(plain, weights_).execute(stream, plain, weights_);
+    stream.wait();
+  }
+
+  at::Tensor forward(const at::Tensor& x) override {
+    if (x.size(-1) != k_)
+      throw input_error("onednn-int8: input has " + std::to_string(x.size(-1)) +
+                        " features in its last dimension; the layer expects " + std::to_string(k_));
+    auto x2 = x.reshape({-1, k_}).to(at::kFloat).contiguous();
+    const int64_t m = x2.size(0);
+    auto shape = x.sizes().vec();
+    shape.back() = n_;
+    auto y = at::empty({m, n_}, x2.options());
+    if (m == 0) return y.view(shape);
+
+    const float* xp = x2.data_ptr<float>();
+    thread_local std::vector<uint8_t> q;  // u8 or s8 codes, reused across calls
+    q.resize(static_cast<std::size_t>(m * k_));
+    uint8_t* codes = q.data();  // the lambdas below may run on other threads, with other q's
+    std::vector<activation_params> params(static_cast<std::size_t>(m));
+    std::vector<char> row_finite(static_cast<std::size_t>(m), 1);
+    const bool per_token = settings_.activations == activation_granularity::per_token;
+    const auto type = settings_.activation_dtype;
+
+    if (!per_token) {
+      range whole;
+      for (int64_t r = 0; r < m; ++r) {
+        range row;
+        accumulate_range(xp + r * k_, k_, row);
+        whole.min = std::min(whole.min, row.min);
+        whole.max = std::max(whole.max, row.max);
+        row_finite[r] = row.all_finite;
+      }
+      std::fill(params.begin(), params.end(), choose_params(whole, type));
+    }
+    at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        if (per_token) {
+          range row;
+          accumulate_range(xp + r * k_, k_, row);
+          row_finite[r] = row.all_finite;
+          params[r] = choose_params(row, type);
+        }
+        if (type == activation_type::u8)
+          quantize_u8(xp + r * k_, k_, params[r].inv_scale, params[r].zero_point, 255, codes + r * k_);
+        else
+          quantize_s8(xp + r * k_, k_, params[r].inv_scale, reinterpret_cast<int8_t*>(codes + r * k_));
+      }
+    });
+
+    // The matmul writes s32 accumulators straight into y's buffer (same size as f32), and the
+    // dequantize pass turns them into floats in place.
+    const auto prim = primitive_for(m);
+    dnnl::memory src(prim->src_md, cpu_engine(), codes);
+    dnnl::memory dst(prim->dst_md, cpu_engine(), y.data_ptr());
+    dnnl::stream stream(cpu_engine());
+    prim->matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst}});
+    stream.wait();
+
+    auto* acc = static_cast<int32_t*>(y.data_ptr());
+    const int32_t* w_sum = w_sum_.data_ptr<int32_t>();
+    const float* w_scale = channel_scales_.data_ptr<float>();
+    const float* b = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+    at::parallel_for(0, m, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        float* yr = reinterpret_cast<float*>(acc + r * n_);
+        if (!row_finite[r]) {
+          std::fill(yr, yr + n_, std::numeric_limits<float>::quiet_NaN());
+          continue;
+        }
+        dequantize_row(acc + r * n_, n_, params[r].zero_point, w_sum, params[r].scale, w_scale, b);
+      }
+    });
+    return y.view(shape);
+  }
+
+  std::size_t packed_bytes() const override {
+    return weights_md_.get_size() + scales_.nbytes() + w_sum_.nbytes() +
+           (bias_.defined() ? bias_.nbytes() : 0);
+  }
+
+  at::Tensor dequantized_weight() const override {
+    return plain_weight().to(at::kFloat) * scales_.reshape({-1, 1});
+  }
+
+  void save(tensor_writer& out, const std::string& prefix) const override {
+    out.add_tensor(prefix + ".weight_int8", plain_weight());
+    out.add_tensor(prefix + ".weight_scale", scales_);
+    if (bias_.defined()) out.add_tensor(prefix + ".bias", bias_);
+  }
+
+ private:
+  struct cached_primitive {
+    dnnl::memory::desc src_md, dst_md;
+    dnnl::matmul matmul;
+  };
+
+  dnnl::matmul::primitive_desc make_primitive_desc(int64_t m, const dnnl::memory::desc& weights_md) const {
+    const auto src_dt = settings_.activation_dtype == activation_type::u8 ? dt::u8 : dt::s8;
+    dnnl::memory::desc src_md({m, k_}, src_dt, tag::ab);
+    dnnl::memory::desc dst_md({m, n_}, dt::s32, tag::ab);
+    // No attributes at all: output scales or zero points given at run time make oneDNN 2.6 leave
+    // the brgemm kernel for gemm:jit.
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, weights_md, dst_md), cpu_engine());
+  }
+
+  // Shared, so that a call still running keeps its primitive when another one resets the cache.
+  std::shared_ptr<const cached_primitive> primitive_for(int64_t m) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = cache_.find(m);
+    if (it != cache_.end()) return it->second;
+    if (cache_.size() >= max_cached_primitives) cache_.clear();
+    dnnl::matmul::primitive_desc pd;
+    try {
+      pd = make_primitive_desc(m, weights_md_);
+    } catch (const dnnl::error& e) {
+      throw plugin_error("onednn-int8: oneDNN has no int8 matmul for " + std::to_string(m) + " x " +
+                         std::to_string(k_) + " x " + std::to_string(n_) +
+                         " with the weights' packed layout: " + e.what());
+    }
+    auto p = std::make_shared<const cached_primitive>(cached_primitive{pd.src_desc(), pd.dst_desc(), dnnl::matmul(pd)});
+    cache_.emplace(m, p);
+    return p;
+  }
+
+  // The [out, in] int8 weight, read back from the packed layout (nothing else keeps a copy).
+  at::Tensor plain_weight() const {
+    auto w = at::empty({n_, k_}, at::kChar);
+    dnnl::memory plain({{k_, n_}, dt::s8, tag::ba}, cpu_engine(), w.data_ptr());
+    dnnl::stream stream(cpu_engine());
+    dnnl::reorder(weights_, plain).execute(stream, const_cast<dnnl::memory&>(weights_), plain);
+    stream.wait();
+    return w;
+  }
+
+  settings settings_;
+  int64_t n_, k_;
+  at::Tensor scales_;          // [1] or [out] float32, as saved
+  at::Tensor channel_scales_;  // [out] float32
+  at::Tensor w_sum_;           // [out] int32: sum over in of the int8 weight, for the zero point
+  at::Tensor bias_;            // [out] float32 or undefined
+  dnnl::memory::desc weights_md_;
+  dnnl::memory weights_;       // s8, oneDNN's blocked layout
+  std::mutex mutex_;
+  std::unordered_map<int64_t, std::shared_ptr<const cached_primitive>> cache_;
+};
+
+// Symmetric s8 in [-127, 127] (not -128, so that negating a weight never saturates); an all-zero
+// row or tensor gets scale 1 and stays exactly zero.
+std::pair<at::Tensor, at::Tensor> quantize_weights(const at::Tensor& w, weight_granularity g) {
+  auto amax = g == weight_granularity::per_tensor ? w.abs().max().reshape({1}) : std::get<0>(w.abs().max(1));
+  if (!at::isfinite(amax).all().item<bool>())
+    throw input_error("onednn-int8: the weight holds NaN or Inf; it cannot be quantized");
+  auto scales = at::where(amax > 0, amax / 127.0, at::ones_like(amax)).contiguous();
+  auto q = at::round(w / scales.reshape({-1, 1})).clamp(-127, 127).to(at::kChar).contiguous();
+  return {q, scales};
+}
+
+class onednn_int8_quantizer final : public linear_quantizer {
+ public:
+  explicit onednn_int8_quantizer(const settings& s) : settings_(s) {}
+
+  std::unique_ptr<packed_linear> prepare(const layer& l) const override {
+    if (!l.weight.defined() || l.weight.dim() != 2)
+      throw input_error("onednn-int8: Linear '" + l.name + "': weight must be a 2-D [out, in] tensor");
+    const int64_t n = l.weight.size(0);
+    if (l.bias.defined() && (l.bias.dim() != 1 || l.bias.size(0) != n))
+      throw input_error("onednn-int8: Linear '" + l.name + "': bias must have " + std::to_string(n) +
+                        " elements, found shape " + shape_text(l.bias));
+    auto w = l.weight.to(at::kFloat).contiguous();
+    auto [w_int8, scales] = quantize_weights(w, settings_.weights);
+    auto bias = l.bias.defined() ? l.bias.to(at::kFloat).contiguous() : at::Tensor();
+    return std::make_unique<onednn_int8_linear>(settings_, w_int8, scales, bias);
+  }
+
+  std::unique_ptr<packed_linear> load(const tensor_reader& in, const std::string& prefix) const override {
+    auto w_int8 = in.tensor(prefix + ".weight_int8");
+    auto scales = in.tensor(prefix + ".weight_scale");
+    if (w_int8.scalar_type() != at::kChar || w_int8.dim() != 2)
+      throw checkpoint_error("onednn-int8: tensor '" + prefix + ".weight_int8' must be a 2-D int8 [out, in] "
+                             "tensor, found " + std::string(c10::toString(w_int8.scalar_type())) + " " +
+                             shape_text(w_int8));
+    const int64_t n = w_int8.size(0);
+    const int64_t expected_scales = settings_.weights == weight_granularity::per_tensor ? 1 : n;
+    if (scales.scalar_type() != at::kFloat || scales.dim() != 1 || scales.size(0) != expected_scales)
+      throw checkpoint_error("onednn-int8: tensor '" + prefix + ".weight_scale' must be float32 [" +
+                             std::to_string(expected_scales) + "] for granularity " +
+                             (expected_scales == 1 ? "per_tensor" : "per_channel") + ", found " +
+                             std::string(c10::toString(scales.scalar_type())) + " " + shape_text(scales));
+    at::Tensor bias;
+    if (in.has_tensor(prefix + ".bias")) {
+      bias = in.tensor(prefix + ".bias");
+      if (bias.scalar_type() != at::kFloat || bias.dim() != 1 || bias.size(0) != n)
+        throw checkpoint_error("onednn-int8: tensor '" + prefix + ".bias' must be float32 [" +
+                               std::to_string(n) + "], found " + shape_text(bias));
+      bias = bias.contiguous();
+    }
+    // -128 would break the [-127, 127] contract the kernels rely on (s8 activations' compensation).
+    if (w_int8.numel() > 0 && w_int8.min().item<int8_t>() < -127)
+      throw checkpoint_error("onednn-int8: tensor '" + prefix + ".weight_int8' holds -128; expected [-127, 127]");
+    return std::make_unique<onednn_int8_linear>(settings_, w_int8.contiguous(), scales.contiguous(), bias);
+  }
+
+ private:
+  settings settings_;
+};
+
+}  // namespace
+
+std::unique_ptr<linear_quantizer> make_quantizer(const settings& s) {
+  const char* reason = nullptr;
+  if (!cpu_supported(&reason)) throw plugin_error(std::string("onednn-int8: ") + reason);
+  return std::make_unique<onednn_int8_quantizer>(s);
+}
+
+}  // namespace qexp::onednn_int8

@@ -1,0 +1,83 @@
+// `qexp predict`: classifies one text per stdin line with a model folder and prints the label,
+// the probabilities and the logits (as text or as one JSON object per line).
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "cli.h"
+#include "qexp/distilbert.h"
+#include "qexp/errors.h"
+#include "qexp/tokenizer.h"
+
+namespace {
+
+struct predict_options {
+  std::string model;
+  bool json = false;
+  std::size_t max_length = 512;
+};
+
+std::vector<double> to_vector(const at::Tensor& t) {
+  auto contiguous = t.to(at::kDouble).contiguous();
+  const double* p = contiguous.data_ptr<double>();
+  return std::vector<double>(p, p + contiguous.numel());
+}
+
+int run_predict(const predict_options& o) {
+  auto model = qexp::distilbert_classifier::from_folder(o.model);
+  const auto tokenizer = qexp::wordpiece_tokenizer::from_model_folder(o.model);
+  const auto& labels = model.config().id2label;
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const auto ids = tokenizer.encode_ids(line, o.max_length);
+    const auto input = at::tensor(ids, at::kLong).view({1, -1});
+    const at::Tensor logits = model.forward(input, at::ones_like(input))[0];
+    const auto probabilities = to_vector(at::softmax(logits, 0));
+    const auto logit_values = to_vector(logits);
+    const auto best = static_cast<std::size_t>(logits.argmax().item<std::int64_t>());
+    if (o.json) {
+      nlohmann::ordered_json record = {{"text", line},
+                               {"label", labels[best]},
+                               {"label_id", best},
+                               {"probabilities", probabilities},
+                               {"logits", logit_values}};
+      // Invalid UTF-8 in the input must not abort the run: replace it in the echoed text.
+      std::cout << record.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+    } else {
+      std::ostringstream row;
+      row << labels[best] << "\t" << std::fixed << std::setprecision(6);
+      for (std::size_t i = 0; i < labels.size(); ++i)
+        row << (i ? " " : "") << labels[i] << "=" << probabilities[i];
+      row << "\tlogits=[";
+      for (std::size_t i = 0; i < logit_values.size(); ++i) row << (i ? ", " : "") << logit_values[i];
+      row << "]\t" << line;
+      std::cout << row.str() << "\n";
+    }
+    std::cout.flush();
+  }
+  return 0;
+}
+
+}  // namespace
+
+QEXP_COMMAND("predict", "Classify text lines from stdin with a model folder",
+             [](CLI::App& cmd, std::function<int()>& run) {
+               auto o = std::make_shared<predict_options>();
+               cmd.add_option("--model", o->model,
+                              "Model folder: config.json, model.safetensors or pytorch_model.bin, "
+                              "vocab.txt")
+                   ->required();
+               cmd.add_flag("--json", o->json, "One JSON object per line");
+               cmd.add_option("--max-length", o->max_length,
+                              "Truncate to this many tokens, [CLS] and [SEP] included")
+                   ->capture_default_str()
+                   ->check(CLI::Range(2, 512));
+               run = [o] { return run_predict(*o); };
+             });
