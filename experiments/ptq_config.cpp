@@ -83,7 +83,7 @@ schema_node ptq_schema() {
                 })},
       {"data", schema_node::map_of({
                    {"path", schema_node::of(value_kind::data_path,
-                                            "SST-2 style TSV (sentence<TAB>label); also searched in QEXP_DATA_PATH")
+                                            "SST-2 style TSV (`sentence<TAB>label`); also searched in QEXP_DATA_PATH")
                                 .with_default("sst2/dev.tsv")
                                 .existing()},
                    {"max_length", schema_node::of(value_kind::integer, "tokens per sentence, [CLS] and [SEP] included")
@@ -95,7 +95,7 @@ schema_node ptq_schema() {
                                  .with_default(0)},
                })},
       {"baseline", quantizer_schema("fp32", false)},
-      {"quantizers", schema_node::list_of(quantizer_schema("", true), "the schemes compared with the baseline")
+      {"quantizers", schema_node::list_of(quantizer_schema("", true), "the schemes compared with the baseline, in order")
                          .non_empty()
                          .is_required()},
       {"measure",
@@ -122,7 +122,10 @@ schema_node ptq_schema() {
             })},
            {"accuracy", schema_node::map_of({
                             {"enabled", schema_node::of(value_kind::boolean).with_default(true)},
-                            {"batch_size", positive("sentences per forward pass", 32)},
+                            {"batch_size", positive("sentences per forward pass; 1 runs each sentence alone like "
+                                                    "the reference pipeline (padding rows would enter per-tensor "
+                                                    "dynamic activation ranges)",
+                                                    1)},
                         })},
            {"layer_error", schema_node::map_of({
                                {"enabled", schema_node::of(value_kind::boolean).with_default(true)},

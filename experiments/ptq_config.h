@@ -34,7 +34,7 @@ struct latency_settings {
 
 struct accuracy_settings {
   bool enabled = true;
-  int batch_size = 32;
+  int batch_size = 1;
 };
 
 struct layer_error_settings {

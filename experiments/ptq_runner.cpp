@@ -21,6 +21,7 @@
 #include "qexp/errors.h"
 #include "qexp/latency_stats.h"
 #include "qexp/safetensors.h"
+#include "qexp/threads.h"
 #include "qexp/tokenizer.h"
 #include "qexp/version.h"
 
@@ -274,9 +275,9 @@ paired_latency measure_latency(const workload& w, distilbert_classifier& baselin
                      {{"probe", json::array()}, {"dataset", json::array()}}};
   std::vector<distilbert_classifier*> models{&baseline};
   if (other) models.push_back(other);
-  const int original_threads = at::get_num_threads();
+  const int original_threads = compute_threads();
   for (int threads : s.threads) {
-    at::set_num_threads(threads);
+    set_compute_threads(threads);
     for (int batch : s.batch_sizes) {
       const std::vector<std::string> texts(batch, s.probe_text);
       std::vector<double> tokenize_ms;
@@ -335,7 +336,7 @@ paired_latency measure_latency(const workload& w, distilbert_classifier& baselin
       out.candidate["dataset"].push_back(c);
     }
   }
-  at::set_num_threads(original_threads);
+  set_compute_threads(original_threads);
   return out;
 }
 
@@ -449,8 +450,8 @@ class ptq_run {
       result["size"]["ratio_is_to"] = "baseline checkpoint";
     }
     // Accuracy and layer error are not timing runs: use every core for them.
-    const int threads = at::get_num_threads();
-    at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    const int threads = compute_threads();
+    set_compute_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     if (config_.accuracy.enabled) {
       auto probs = predict_probabilities(c.model, w, config_.accuracy.batch_size, c.entry->label + " accuracy");
       auto probe = at::softmax(c.model.forward(at::tensor(w.probe_ids, at::kLong).unsqueeze(0)).to(at::kDouble), 1)[0];
@@ -459,7 +460,7 @@ class ptq_run {
     }
     if (config_.layer_error.enabled)
       result["layer_error"] = is_baseline ? json::array() : layer_error_json(w, c);
-    at::set_num_threads(threads);
+    set_compute_threads(threads);
     if (config_.latency.enabled) {
       auto latency = measure_latency(w, is_baseline ? c.model : baseline->model, is_baseline ? nullptr : &c.model);
       result["latency"] = is_baseline ? latency.baseline : latency.candidate;

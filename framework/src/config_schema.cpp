@@ -454,26 +454,39 @@ void emit(YAML::Emitter& out, const YAML::Node& n) {
   }
 }
 
-void markdown_rows(const schema_node& s, const std::string& key, std::ostringstream& out) {
-  auto kind_name = [](const schema_node& n) -> std::string {
-    switch (n.kind) {
-      case value_kind::map: return "map";
-      case value_kind::list: return "list";
-      case value_kind::string: return "string";
-      case value_kind::integer: return "integer";
-      case value_kind::number: return "number";
-      case value_kind::boolean: return "bool";
-      case value_kind::choice: {
-        std::string all;
-        for (const auto& c : n.choices) all += (all.empty() ? "" : " \\| ") + c;
-        return "one of " + all;
-      }
-      case value_kind::path: return "path";
-      case value_kind::data_path: return "data path";
-      case value_kind::scalar_map: return "map of options";
-    }
-    return "";
+std::string kind_name(const schema_node& n) {
+  std::string range;
+  auto number = [](double v) {
+    std::ostringstream o;
+    o << v;
+    return o.str();
   };
+  if (n.min && n.max) range = " in [" + number(*n.min) + ", " + number(*n.max) + "]";
+  else if (n.min) range = " ≥ " + number(*n.min);
+  else if (n.max) range = " ≤ " + number(*n.max);
+  switch (n.kind) {
+    case value_kind::map: return "map";
+    case value_kind::list: {
+      const bool scalar = n.element && n.element->kind != value_kind::map && n.element->kind != value_kind::list;
+      return scalar ? "list of " + kind_name(*n.element) : "list";
+    }
+    case value_kind::string: return "string";
+    case value_kind::integer: return "integer" + range;
+    case value_kind::number: return "number" + range;
+    case value_kind::boolean: return "bool";
+    case value_kind::choice: {
+      std::string all;
+      for (const auto& c : n.choices) all += (all.empty() ? "" : " \\| ") + c;
+      return "one of " + all;
+    }
+    case value_kind::path: return "path";
+    case value_kind::data_path: return "data path";
+    case value_kind::scalar_map: return "map of options";
+  }
+  return "";
+}
+
+void markdown_rows(const schema_node& s, const std::string& key, std::ostringstream& out) {
   if (!key.empty()) {
     std::string def;
     if (s.required) def = "**required**";
@@ -482,14 +495,12 @@ void markdown_rows(const schema_node& s, const std::string& key, std::ostringstr
       while (!def.empty() && def.back() == '\n') def.pop_back();
       def = "`" + def + "`";
     }
-    std::string range;
-    if (s.min) range += " ≥ " + std::to_string(static_cast<long long>(*s.min));
-    if (s.max) range += " ≤ " + std::to_string(static_cast<long long>(*s.max));
-    out << "| `" << key << "` | " << kind_name(s) << range << " | " << def << " | " << s.help << " |\n";
+    out << "| `" << key << "` | " << kind_name(s) << " | " << def << " | " << s.help << " |\n";
   }
   if (s.kind == value_kind::map)
     for (const auto& [name, child] : s.fields) markdown_rows(child, key.empty() ? name : key + "." + name, out);
-  if (s.kind == value_kind::list && s.element) markdown_rows(*s.element, key + ".N", out);
+  // Lists of scalars are described in their own row; lists of maps list the element's keys.
+  if (s.kind == value_kind::list && s.element && s.element->kind == value_kind::map) markdown_rows(*s.element, key + ".N", out);
 }
 
 }  // namespace

@@ -145,9 +145,9 @@ distilbert_classifier distilbert_classifier::from_folder(const std::filesystem::
 
 distilbert_classifier distilbert_classifier::random(const distilbert_config& c, std::uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  const double std = c.initializer_range;
+  const double init_std = c.initializer_range;
   auto normal = [&](std::vector<std::int64_t> shape) {
-    return at::normal(0.0, std, shape, gen, at::TensorOptions().dtype(at::kFloat));
+    return at::normal(0.0, init_std, shape, gen, at::TensorOptions().dtype(at::kFloat));
   };
   const auto ones = [](std::int64_t n) { return at::ones({n}, at::kFloat); };
   const auto zeros = [](std::int64_t n) { return at::zeros({n}, at::kFloat); };

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "qexp/distilbert.h"
+#include "qexp/threads.h"
 #include "qexp/float_linear.h"
 #include "qexp/tokenizer.h"
 
@@ -150,19 +151,8 @@ void register_benchmarks() {
 
 }  // namespace
 
-// at::set_num_threads does not reach OpenBLAS's own pthread pool (Debian's libtorch uses the
-// pthread OpenBLAS), which otherwise splits larger GEMMs over every core: a "one thread" number
-// would then be two. Limit it through its C API when it is the BLAS loaded.
-bool limit_openblas_threads(int n) {
-  using set_threads_fn = void (*)(int);
-  auto set_threads = reinterpret_cast<set_threads_fn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (set_threads) set_threads(n);
-  return set_threads != nullptr;
-}
-
 int main(int argc, char** argv) {
-  at::set_num_threads(1);
-  const bool openblas = limit_openblas_threads(1);
+  qexp::set_compute_threads(1);  // libtorch's pool and OpenBLAS's own
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   register_benchmarks();
@@ -170,8 +160,7 @@ int main(int argc, char** argv) {
             << (std::getenv("QEXP_BENCH_MODEL") ? std::getenv("QEXP_BENCH_MODEL")
                                                 : "random distilbert-base, seed 0")
             << ", " << sentence_count << " SST-2 dev sentences, mean "
-            << data().mean_tokens << " tokens, " << at::get_num_threads() << " thread"
-            << (openblas ? " (OpenBLAS limited to 1 thread too)" : "") << "\n";
+            << data().mean_tokens << " tokens, " << qexp::compute_threads() << " thread (OpenBLAS too)\n";
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
