@@ -16,7 +16,8 @@
 namespace qexp {
 
 struct run_request {
-  std::filesystem::path out_root;  // --out, else the config's output.dir ("runs" under the current folder)
+  std::filesystem::path out_root;     // --out, else the config's output.dir ("runs" under the current folder)
+  std::filesystem::path results_dir;  // --results-dir: write exactly here (sweeps), not <root>/<name>/<stamp>
   const plugin_registry* plugins = nullptr;
 };
 

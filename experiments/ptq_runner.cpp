@@ -345,7 +345,12 @@ class ptq_run {
   ptq_run(const ptq_config& config, const YAML::Node& resolved, const run_request& request)
       : config_(config), request_(request) {
     const fs::path root = request.out_root.empty() ? fs::path(config.output_dir) : request.out_root;
-    dir_ = make_run_dir(root, config.name);
+    if (request.results_dir.empty()) {
+      dir_ = make_run_dir(root, config.name);
+    } else {
+      dir_ = fs::absolute(request.results_dir);
+      fs::create_directories(dir_);
+    }
     write_text_atomically(dir_ / "config.yaml", to_yaml_text(resolved));
     started_ = std::chrono::steady_clock::now();
     doc_ = {{"schema", "qexp.results/1"},
@@ -356,6 +361,7 @@ class ptq_run {
               {"config_file", config.source_file.string()},
               {"resolved_config", yaml_to_json(resolved)},
               {"started_at", utc_stamp("%Y-%m-%dT%H:%M:%SZ")},
+              {"complete", false},
               {"output_dir", dir_.string()}}},
             {"environment", environment_json(config.source_file.parent_path())},
             {"results", json::array()}};
@@ -392,6 +398,8 @@ class ptq_run {
       }
       record(result);
     }
+    doc_["experiment"]["complete"] = true;
+    write_results();
     std::cout << summary_table({doc_});
     spdlog::info("experiment '{}' done in {:.1f} s: {}", config_.name, elapsed_seconds(), dir_.string());
     return failures ? static_cast<int>(exit_code::runtime_failure) : 0;
@@ -469,6 +477,10 @@ class ptq_run {
 
   void record(const json& result) {
     doc_["results"].push_back(result);
+    write_results();
+  }
+
+  void write_results() {
     doc_["experiment"]["finished_at"] = utc_stamp("%Y-%m-%dT%H:%M:%SZ");
     doc_["experiment"]["wall_seconds"] = elapsed_seconds();
     write_text_atomically(dir_ / "results.json", doc_.dump(2) + "\n");

@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+#include <sstream>
+
 #include "test_support.h"
 
 using qexp::test::run_qexp;
@@ -82,4 +85,35 @@ TEST(cli, docs_config_md_is_the_current_schema) {
   const auto at = doc.find(marker);
   ASSERT_NE(at, std::string::npos);
   EXPECT_EQ(doc.substr(at + marker.size()), r.output) << "run tools/update-config-doc.sh";
+}
+
+TEST(cli, predict_with_a_quantizer_matches_torch_quantize_dynamic) {
+  // The golden file's logits_dynamic_int8_onednn come from torch.quantization.quantize_dynamic
+  // with the onednn engine: dynamic-int8's per-tensor default is that scheme.
+  const auto golden = qexp::test::shared_dir() / "golden/distilbert-tiny-random";
+  std::ifstream in(golden / "expected.jsonl");
+  std::string line;
+  std::string texts;
+  std::vector<nlohmann::json> expected;
+  while (std::getline(in, line)) {
+    auto record = nlohmann::json::parse(line);
+    if (record["text"].get<std::string>().find('\n') != std::string::npos) continue;
+    texts += record["text"].get<std::string>() + "\n";
+    expected.push_back(record);
+  }
+  qexp::test::temp_dir dir;
+  qexp::test::write_file(dir.path() / "texts.txt", texts);
+  auto r = run_qexp("predict --json --model '" + golden.string() + "' --quantizer dynamic-int8 < '" +
+                    (dir.path() / "texts.txt").string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream out(r.output);
+  std::size_t i = 0;
+  while (std::getline(out, line) && i < expected.size()) {
+    auto got = nlohmann::json::parse(line);
+    for (int k = 0; k < 2; ++k)
+      EXPECT_NEAR(got["logits"][k].get<double>(), expected[i]["logits_dynamic_int8_onednn"][k].get<double>(), 1e-5)
+          << expected[i]["text"];
+    ++i;
+  }
+  EXPECT_EQ(i, expected.size());
 }

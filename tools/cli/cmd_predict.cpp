@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include "cli.h"
 #include "qexp/distilbert.h"
 #include "qexp/errors.h"
+#include "qexp/layer_selection.h"
 #include "qexp/tokenizer.h"
 
 namespace {
@@ -21,7 +23,32 @@ struct predict_options {
   std::string model;
   bool json = false;
   std::size_t max_length = 512;
+  std::string quantizer;             // plugin id; empty: the float model
+  std::vector<std::string> options;  // plugin options as key=value
+  qexp::layer_selection layers;
 };
+
+std::map<std::string, std::string> parse_options(const std::vector<std::string>& assignments) {
+  std::map<std::string, std::string> out;
+  for (const auto& a : assignments) {
+    const auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) throw qexp::config_error("--set " + a + ": expected option=value");
+    out[a.substr(0, eq)] = a.substr(eq + 1);
+  }
+  return out;
+}
+
+// Replaces the selected Linears with the quantizer's, as `qexp run` does for one entry.
+void quantize(qexp::distilbert_classifier& model, const predict_options& o) {
+  if (!o.options.empty() && o.quantizer.empty()) throw qexp::config_error("--set needs --quantizer");
+  if (o.quantizer.empty()) return;
+  auto plugins = qexp::cli::discover_plugins();
+  auto quantizer = plugins.create(o.quantizer, parse_options(o.options), "--quantizer " + o.quantizer);
+  const auto selected = o.layers.apply(model.linear_names());
+  if (selected.empty()) throw qexp::config_error("--include/--exclude select no Linear layer of the model");
+  for (const auto& name : selected)
+    model.replace_linear(name, std::shared_ptr<qexp::packed_linear>(quantizer->prepare(model.float_layer(name))));
+}
 
 std::vector<double> to_vector(const at::Tensor& t) {
   auto contiguous = t.to(at::kDouble).contiguous();
@@ -31,6 +58,7 @@ std::vector<double> to_vector(const at::Tensor& t) {
 
 int run_predict(const predict_options& o) {
   auto model = qexp::distilbert_classifier::from_folder(o.model);
+  quantize(model, o);
   const auto tokenizer = qexp::wordpiece_tokenizer::from_model_folder(o.model);
   const auto& labels = model.config().id2label;
   std::string line;
@@ -79,5 +107,9 @@ QEXP_COMMAND("predict", "Classify text lines from stdin with a model folder",
                               "Truncate to this many tokens, [CLS] and [SEP] included")
                    ->capture_default_str()
                    ->check(CLI::Range(2, 512));
+               cmd.add_option("--quantizer", o->quantizer, "Quantize the Linear layers with this plugin first");
+               cmd.add_option("--set", o->options, "A plugin option: name=value (repeatable)");
+               cmd.add_option("--include", o->layers.include, "Layer globs to quantize (default: all)");
+               cmd.add_option("--exclude", o->layers.exclude, "Layer globs kept in fp32, e.g. '*classifier'");
                run = [o] { return run_predict(*o); };
              });

@@ -6,7 +6,7 @@
 
 QEXP_COMMAND("run", "Run an experiment (fp32 baseline against each quantizer)", [](CLI::App& cmd, std::function<int()>& run) {
   struct args_t {
-    std::string config, out;
+    std::string config, out, results_dir;
     std::vector<std::string> overrides;
     bool dry_run = false;
   };
@@ -14,6 +14,7 @@ QEXP_COMMAND("run", "Run an experiment (fp32 baseline against each quantizer)", 
   cmd.add_option("config", args->config, "Experiment YAML")->required();
   cmd.add_option("--set", args->overrides, "Override a key: key.path=value (repeatable)");
   cmd.add_option("--out", args->out, "Results root (default: the config's output.dir)");
+  cmd.add_option("--results-dir", args->results_dir, "Write the results exactly into this folder (used by sweeps)");
   cmd.add_flag("--dry-run", args->dry_run, "Print the resolved config as YAML and stop");
   run = [args] {
     auto experiment = qexp::load_experiment(args->config, args->overrides);
@@ -25,6 +26,7 @@ QEXP_COMMAND("run", "Run an experiment (fp32 baseline against each quantizer)", 
     experiment.kind->validate(experiment.resolved, experiment.source, plugins);
     qexp::run_request request;
     request.out_root = args->out;
+    request.results_dir = args->results_dir;
     request.plugins = &plugins;
     return experiment.kind->run(experiment.resolved, experiment.source, request);
   };
