@@ -20,7 +20,7 @@
 #include "qexp/environment.h"
 #include "qexp/errors.h"
 #include "qexp/latency_stats.h"
-#include "qexp/safetensors.h"
+#include "qexp/quantized_checkpoint.h"
 #include "qexp/threads.h"
 #include "qexp/tokenizer.h"
 #include "qexp/version.h"
@@ -136,51 +136,10 @@ candidate build_candidate(const workload& w, const quantizer_entry& entry, const
   return c;
 }
 
-// Counts what each tensor of a checkpoint is, for the size breakdown.
-class counting_writer final : public tensor_writer {
- public:
-  counting_writer(tensor_writer& out, std::string* category) : out_(out), category_(category) {}
-  void add_tensor(const std::string& name, const at::Tensor& t) override {
-    out_.add_tensor(name, t);
-    std::string kind = *category_;
-    if (kind == "linear") {
-      const bool integer = !at::isFloatingType(t.scalar_type());
-      if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) kind = "linear_bias";
-      else if (integer || (name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0)) kind = "linear_weights";
-      else kind = "linear_scales";
-    }
-    breakdown[kind] += t.nbytes();
-  }
-  std::map<std::string, std::uint64_t> breakdown;
-
- private:
-  tensor_writer& out_;
-  std::string* category_;
-};
-
-json save_checkpoint(const workload& w, const candidate& c, const fs::path& file) {
-  safetensors_writer writer;
-  std::string category;
-  counting_writer counting(writer, &category);
-  for (const auto& [name, tensor] : c.model.non_linear_tensors()) {
-    category = name.find("embeddings") != std::string::npos ? "embeddings" : "other";
-    counting.add_tensor(name, tensor);
-  }
-  category = "linear";
-  for (const auto& name : c.model.linear_names()) c.model.linear(name).save(counting, name);
-  json options = c.entry->options;
-  writer.set_metadata("format", "qexp.quantized/1");
-  writer.set_metadata("qexp.plugin", c.plugin->info->id);
-  writer.set_metadata("qexp.plugin_version", c.plugin->info->version);
-  writer.set_metadata("qexp.options", options.dump());
-  writer.set_metadata("qexp.quantized_layers", json(c.quantized_layers).dump());
-  writer.set_metadata("qexp.model_config", w.fp32.config().to_json().dump());
-  const std::uint64_t bytes = writer.write(file);
-  std::uint64_t counted = 0;
-  json breakdown = json::object();
-  for (const auto& [k, v] : counting.breakdown) breakdown[k] = v, counted += v;
-  breakdown["header"] = bytes - counted;
-  return {{"file_bytes", bytes}, {"checkpoint", file.string()}, {"breakdown", breakdown}};
+json save_checkpoint(const candidate& c, const fs::path& file) {
+  quantized_checkpoint_info info{c.plugin->info->id, c.plugin->info->version, c.entry->options, c.quantized_layers};
+  const checkpoint_size size = save_quantized_checkpoint(c.model, info, file);
+  return {{"file_bytes", size.file_bytes}, {"checkpoint", file.string()}, {"breakdown", size.breakdown}};
 }
 
 // Probabilities of every sentence, each run alone (batch 1) or padded batches.
@@ -452,7 +411,7 @@ class ptq_run {
     const bool is_baseline = baseline == nullptr;
     if (config_.measure_size) {
       const std::string file = "checkpoint-" + std::to_string(doc_["results"].size()) + ".safetensors";
-      result["size"] = save_checkpoint(w, c, dir_ / file);
+      result["size"] = save_checkpoint(c, dir_ / file);
       baseline_bytes_ = is_baseline ? result["size"]["file_bytes"].get<double>() : baseline_bytes_;
       result["size"]["ratio_to_fp32"] = result["size"]["file_bytes"].get<double>() / baseline_bytes_;
       result["size"]["ratio_is_to"] = "baseline checkpoint";
