@@ -61,11 +61,12 @@ axis nice_axis(double min, double max, bool include_zero, double min_span) {
   if (include_zero) min = std::min(min, 0.0);
   if (max - min < min_span) {
     double mid = (max + min) / 2;
-    min = include_zero && min >= 0 ? std::max(0.0, mid - min_span / 2) : mid - min_span / 2;
+    min = min >= 0 ? std::max(0.0, mid - min_span / 2) : mid - min_span / 2;
     max = min + min_span;
   } else if (!include_zero || min < 0) {
     double pad = (max - min) * 0.08;
-    min -= pad;
+    // Latencies are never negative: padding must not push the axis below zero.
+    min = min >= 0 ? std::max(0.0, min - pad) : min - pad;
     max += pad;
   } else {
     max += (max - min) * 0.08;
@@ -142,7 +143,7 @@ struct scatter_point {
 
 std::string scatter_svg(const std::string& id, const std::string& title, const std::string& x_title,
                         const std::string& y_title, const std::vector<scatter_point>& points, double x_min_span) {
-  const double width = 560, height = 420, left = 70, right = width - 24, top = 40, bottom = height - 86;
+  const double width = 520, height = 420, left = 70, right = width - 24, top = 40, bottom = height - 86;
   double x_min = 1e300, x_max = -1e300, y_min = 1e300, y_max = -1e300;
   for (const auto& p : points) {
     x_min = std::min(x_min, p.x);
@@ -179,7 +180,12 @@ std::string scatter_svg(const std::string& id, const std::string& title, const s
   std::vector<rect> taken;
   for (const auto& p : points) taken.push_back({px(p.x) - 7, py(p.y) - 7, px(p.x) + 7, py(p.y) + 7});
   std::string labels;
-  for (const auto& p : points) {
+  // The baseline is drawn last so that a scheme landing on the same spot cannot hide it.
+  std::vector<const scatter_point*> draw_order;
+  for (const auto& p : points) draw_order.push_back(&p);
+  std::stable_partition(draw_order.begin(), draw_order.end(), [](const scatter_point* p) { return !p->baseline; });
+  for (const scatter_point* point : draw_order) {
+    const scatter_point& p = *point;
     double cx = px(p.x), cy = py(p.y);
     std::string tip = html_escape(p.tooltip);
     if (p.baseline) {
@@ -232,7 +238,7 @@ std::string scatter_svg(const std::string& id, const std::string& title, const s
   out += svg_text(left + 141, ly, "scheme", "class=\"legend\"");
   out += "<line class=\"frontier\" x1=\"" + num(left + 210) + "\" y1=\"" + num(ly - 4) + "\" x2=\"" + num(left + 240) +
          "\" y2=\"" + num(ly - 4) + "\"/>";
-  out += svg_text(left + 248, ly, "Pareto frontier (up and left is better)", "class=\"legend\"");
+  out += svg_text(left + 248, ly, "Pareto frontier", "class=\"legend\"");
   return out + "</svg>";
 }
 
@@ -320,35 +326,56 @@ struct layer_series {
   std::map<std::string, std::pair<double, std::optional<double>>> by_layer;  // sqnr dB, nmse
 };
 
-std::string sqnr_svg(const std::string& id, const std::vector<layer_series>& series, std::string* caption) {
-  std::set<std::string> names_set;
-  for (const auto& s : series) {
-    for (const auto& [layer, value] : s.by_layer) names_set.insert(layer);
+// The prefix every layer name shares ("distilbert.transformer."), dropped on screen so the names
+// that differ get the room; a layer index keeps its component ("layer.0.ffn.lin2", not "0.ffn.lin2").
+// Only the nested names count ("classifier" sits beside the stack and is shown whole).
+std::string layer_name_prefix(const std::vector<std::string>& all_layers) {
+  std::vector<std::string> layers;
+  for (const auto& l : all_layers) {
+    if (std::count(l.begin(), l.end(), '.') >= 2) layers.push_back(l);
   }
-  std::vector<std::string> layers(names_set.begin(), names_set.end());
-  std::sort(layers.begin(), layers.end(), detail::natural_less);
-  // Drop the prefix every name shares ("distilbert.transformer.") so the bars get the room.
+  if (layers.size() < 2) return {};
   std::string prefix = layers.front();
   for (const auto& l : layers) {
     std::size_t n = 0;
     while (n < prefix.size() && n < l.size() && prefix[n] == l[n]) ++n;
     prefix.resize(n);
   }
-  prefix.resize(prefix.rfind('.') == std::string::npos || layers.size() < 2 ? 0 : prefix.rfind('.') + 1);
-  // "0.ffn.lin2" reads worse than "layer.0.ffn.lin2": keep the component a layer index belongs to.
+  auto cut_to_previous_dot = [&prefix] {
+    auto dot = prefix.size() < 2 ? std::string::npos : prefix.rfind('.', prefix.size() - 2);
+    prefix.resize(dot == std::string::npos ? 0 : dot + 1);
+  };
+  if (!prefix.empty() && prefix.back() != '.') {
+    auto dot = prefix.rfind('.');
+    prefix.resize(dot == std::string::npos ? 0 : dot + 1);
+  }
   auto starts_with_digit = [&prefix](const std::string& l) {
     return l.size() > prefix.size() && std::isdigit(static_cast<unsigned char>(l[prefix.size()]));
   };
-  while (!prefix.empty() && std::any_of(layers.begin(), layers.end(), starts_with_digit)) {
-    auto dot = prefix.rfind('.', prefix.size() - 2 < prefix.size() ? prefix.size() - 2 : 0);
-    prefix.resize(dot == std::string::npos || prefix.size() < 2 ? 0 : dot + 1);
+  while (!prefix.empty() && std::any_of(layers.begin(), layers.end(), starts_with_digit)) cut_to_previous_dot();
+  return prefix;
+}
+
+std::string sqnr_svg(const std::string& id, const std::vector<layer_series>& series, std::string* caption) {
+  std::set<std::string> names_set;
+  for (const auto& s : series) {
+    for (const auto& [layer, value] : s.by_layer) names_set.insert(layer);
   }
-  if (!prefix.empty()) *caption = "Layer names without the common prefix \"" + prefix + "\". ";
+  std::vector<std::string> layers(names_set.begin(), names_set.end());
+  std::string prefix = layer_name_prefix(layers);
+  // Model order, roughly: the stack's layers by index, then the heads beside it.
+  std::sort(layers.begin(), layers.end(), [&prefix](const std::string& a, const std::string& b) {
+    bool a_in = !prefix.empty() && a.rfind(prefix, 0) == 0, b_in = !prefix.empty() && b.rfind(prefix, 0) == 0;
+    if (a_in != b_in) return a_in;
+    return detail::natural_less(a, b);
+  });
+  if (!prefix.empty()) *caption = "Layer names starting with \"" + prefix + "\" are shown without it. ";
+  auto short_name = [&prefix](const std::string& l) { return l.rfind(prefix, 0) == 0 ? l.substr(prefix.size()) : l; };
 
   const double width = 1100, legend_height = 26 + 20 * std::ceil(series.size() / 4.0), top = 30 + legend_height;
   const double bar = std::clamp(21.0 / series.size(), 4.0, 9.0), gap = 7, group = bar * series.size() + gap;
   std::size_t longest = 0;
-  for (const auto& l : layers) longest = std::max(longest, display_width(shorten(l.substr(prefix.size()), 44)));
+  for (const auto& l : layers) longest = std::max(longest, display_width(shorten(short_name(l), 44)));
   const double left = std::clamp(longest * 6.6 + 20, 110.0, 330.0), right = width - 30;
   const double bottom = top + group * layers.size(), height = bottom + 50;
   double lo = 0, hi = 0;
@@ -376,7 +403,7 @@ std::string sqnr_svg(const std::string& id, const std::vector<layer_series>& ser
   auto px = [&](double v) { return x.map(v, left, right); };
   for (std::size_t g = 0; g < layers.size(); ++g) {
     double gy = top + group * g + gap / 2;
-    out += svg_text(left - 8, gy + bar * series.size() / 2 + 4, shorten(layers[g].substr(prefix.size()), 44),
+    out += svg_text(left - 8, gy + bar * series.size() / 2 + 4, shorten(short_name(layers[g]), 44),
                     "class=\"row-label\" text-anchor=\"end\"");
     for (std::size_t s = 0; s < series.size(); ++s) {
       auto it = series[s].by_layer.find(layers[g]);
@@ -413,7 +440,14 @@ td.num, th.num { text-align: right; white-space: nowrap; }
 tr.baseline td { background: #f7f7f9; font-weight: 600; }
 tr.failed td { background: #fff1f0; }
 td.error { color: #a40e26; }
+td.layer { white-space: nowrap; }
+table.summary { font-size: 13px; }
+table.summary th, table.summary td { padding: 5px 8px; }
+td.scheme { min-width: 150px; }
+.plugin { color: #57606a; font-size: 12px; font-weight: 400; padding-left: 16px; }
+.table-wrap { overflow-x: auto; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
+.warning { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: 8px 12px; }
 .note { color: #57606a; font-size: 13px; margin: 6px 0; }
 .plots { display: flex; flex-wrap: wrap; gap: 12px; }
 svg.plot { background: #fff; max-width: 100%; height: auto; font-family: inherit; }
@@ -454,40 +488,54 @@ std::string format_points(const std::optional<double>& v) {
 }
 std::string format_times(const std::optional<double>& v, int decimals) { return v ? fixed(*v, decimals) + "\xC3\x97" : "-"; }
 
-std::string summary_html(const std::vector<result_row>& rows, const std::vector<std::string>& colours) {
+std::string summary_html(const std::vector<result_row>& rows, const std::vector<std::string>& colours,
+                         const std::string& layer_prefix) {
   bool several_runs = std::any_of(rows.begin(), rows.end(), [](const result_row& r) { return !r.run_name.empty(); });
-  std::string out = "<table class=\"summary\"><thead><tr>";
+  std::set<std::string> settings;
+  for (const auto& r : rows) {
+    if (r.headline_probe) settings.insert(detail::latency_setting(*r.headline_probe, false));
+  }
+  // The latency setting goes in the note when every row shares it, which keeps the table narrow.
+  bool setting_column = settings.size() > 1;
+  std::string out = "<div class=\"table-wrap\"><table class=\"summary\"><thead><tr>";
   if (several_runs) out += "<th>run</th>";
-  out += "<th>scheme</th><th>plugin</th><th class=\"num\">size MB</th><th class=\"num\">ratio</th><th class=\"num\">p50 ms</th>"
-         "<th>latency at</th><th class=\"num\">speedup</th><th class=\"num\">accuracy</th><th class=\"num\">&Delta; pp</th>"
-         "<th class=\"num\">agreement</th><th class=\"num\">mean KL</th><th>worst layer (SQNR dB)</th></tr></thead><tbody>";
+  out += "<th>scheme</th><th class=\"num\">size MB</th><th class=\"num\">ratio</th><th class=\"num\">p50 ms</th>";
+  if (setting_column) out += "<th>latency at</th>";
+  out += "<th class=\"num\">speedup</th><th class=\"num\">accuracy</th><th class=\"num\">&Delta; pp</th>"
+         "<th class=\"num\">agreement</th><th>worst layer</th><th class=\"num\">SQNR dB</th>"
+         "</tr></thead><tbody>";
+  const int measured_columns = setting_column ? 10 : 9;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& r = rows[i];
     out += std::string("<tr class=\"") + (r.ok ? (r.is_baseline ? "baseline" : "ok") : "failed") + "\">";
     if (several_runs) out += cell(r.run_name);
-    out += "<td><span class=\"swatch\" style=\"background:" + colours[i] + "\"></span>" + html_escape(r.label) + "</td>";
-    out += cell(r.plugin + (r.plugin_version.empty() ? "" : " " + r.plugin_version));
+    // The plugin and its version sit under the label: the label is what the researcher chose.
+    out += "<td class=\"scheme\"><span class=\"swatch\" style=\"background:" + colours[i] + "\"></span>" +
+           html_escape(r.label) + "<div class=\"plugin\">" + html_escape(r.plugin) +
+           (r.plugin_version.empty() ? "" : " " + html_escape(r.plugin_version)) + "</div></td>";
     if (!r.ok) {
-      out += "<td class=\"error\" colspan=\"10\">failed: " +
+      out += "<td class=\"error\" colspan=\"" + std::to_string(measured_columns) + "\">failed: " +
              html_escape(r.error.empty() ? "no error message recorded" : r.error) + "</td></tr>";
       continue;
     }
     out += cell(r.size_bytes ? fixed(*r.size_bytes / 1e6, 2) : "-", true);
     out += cell(format_times(r.size_ratio, 3), true);
     out += cell(format_ms(r.p50_ms), true);
-    out += cell(r.headline_probe ? detail::latency_setting(*r.headline_probe, false) : "-");
+    if (setting_column) out += cell(r.headline_probe ? detail::latency_setting(*r.headline_probe, false) : "-");
     out += cell(format_times(r.speedup, 2), true);
     out += cell(format_percent(r.accuracy), true);
     out += cell(format_points(r.accuracy_delta), true);
     out += cell(format_percent(r.agreement), true);
-    out += cell(r.mean_kl ? fixed(*r.mean_kl, 5) : "-", true);
-    out += cell(r.worst_layer.empty() ? "-" : r.worst_layer + " (" + fixed(*r.worst_sqnr_db, 1) + ")");
+    std::string layer = r.worst_layer.rfind(layer_prefix, 0) == 0 ? r.worst_layer.substr(layer_prefix.size()) : r.worst_layer;
+    out += "<td class=\"layer\" title=\"" + html_escape(r.worst_layer) + "\">" + html_escape(layer.empty() ? "-" : layer) + "</td>";
+    out += cell(r.worst_sqnr_db ? fixed(*r.worst_sqnr_db, 1) : "-", true);
     out += "</tr>";
   }
-  out += "</tbody></table>";
-  out += "<p class=\"note\">p50 ms: the probe sentence at the smallest batch and fewest threads measured; speedup is "
-         "against fp32 in the same run. Size MB: checkpoint file, 10<sup>6</sup> bytes. &Delta; pp: accuracy change "
-         "against fp32 in percentage points; agreement: share of predictions equal to fp32's.</p>";
+  out += "</tbody></table></div>";
+  out += "<p class=\"note\">p50 ms: the probe sentence at " +
+         (settings.size() == 1 ? html_escape(*settings.begin()) : std::string("the smallest batch and fewest threads measured")) +
+         "; speedup is against fp32 in the same run. Size MB: checkpoint file, 10<sup>6</sup> bytes. &Delta; pp: accuracy "
+         "change against fp32 in percentage points; agreement: share of predictions equal to fp32's.</p>";
   return out;
 }
 
@@ -526,7 +574,8 @@ std::string run_details_html(const json& run, const std::vector<result_row>& row
     }
     experiment.push_back({"ISA", isa});
     for (auto [title, key] : std::vector<std::pair<const char*, const char*>>{
-             {"libtorch", "libtorch"}, {"oneDNN", "onednn"}, {"BLAS", "blas"}, {"qexp", "qexp_version"},
+             {"torch threads", "torch_threads"}, {"libtorch", "libtorch"}, {"oneDNN", "onednn"}, {"BLAS", "blas"},
+             {"qexp", "qexp_version"},
              {"git commit", "git_commit"}, {"host", "hostname"}, {"OS", "os"}}) {
       experiment.push_back({title, string_at(*env, {key})});
     }
@@ -571,6 +620,24 @@ std::string run_details_html(const json& run, const std::vector<result_row>& row
            "<th class=\"num\">sequences/s</th><th class=\"num\">speedup</th></tr></thead><tbody>" +
            latency + "</tbody></table></details>";
   }
+  std::vector<result_row> mine;
+  for (const auto& r : rows) {
+    if (r.run_index == run_index && detail::find(*r.result, {"size"})) mine.push_back(r);
+  }
+  if (!mine.empty()) {
+    auto buckets = detail::breakdown_buckets(mine);
+    out += "<details><summary>Checkpoint size breakdown</summary><table><thead><tr><th>scheme</th>"
+           "<th class=\"num\">file bytes</th><th class=\"num\">ratio</th>";
+    for (const auto& b : buckets) out += "<th class=\"num\">" + html_escape(b) + "</th>";
+    out += "</tr></thead><tbody>";
+    auto bytes = [](const std::optional<double>& v) { return v ? fixed(*v, 0) : std::string("-"); };
+    for (const auto& r : mine) {
+      out += "<tr>" + cell(r.label) + cell(bytes(r.size_bytes), true) + cell(format_times(r.size_ratio, 3), true);
+      for (const auto& b : buckets) out += cell(bytes(number_at(*r.result, {"size", "breakdown", b.c_str()})), true);
+      out += "</tr>";
+    }
+    out += "</tbody></table></details>";
+  }
   if (const json* config = detail::find(run, {"experiment", "resolved_config"}); config && !config->is_null()) {
     out += "<details><summary>Resolved configuration</summary><pre>" + html_escape(config->dump(2)) + "</pre></details>";
   }
@@ -611,10 +678,21 @@ std::string report_html(const std::vector<json>& runs) {
       if (!part.empty()) line += (line.empty() ? "" : " \xC2\xB7 ") + part;
     }
     if (!line.empty()) out += "<p class=\"meta\">" + html_escape(line) + "</p>";
+    if (const json* complete = detail::find(run, {"experiment", "complete"}); complete && *complete == false) {
+      out += "<p class=\"warning\">Incomplete run" +
+             (detail::string_at(run, {"experiment", "name"}).empty() ? "" : " (" + html_escape(detail::string_at(run, {"experiment", "name"})) + ")") +
+             ": results.json was written before the run finished (still running, or interrupted); results may be missing.</p>";
+    }
   }
 
-  out += "<section class=\"card\"><h2>Summary</h2>";
-  out += rows.empty() ? "<p>No results.</p>" : summary_html(rows, colours);
+  out += "<section class=\"card\" id=\"summary\"><h2>Summary</h2>";
+  std::vector<std::string> all_layers;
+  for (const auto& r : rows) {
+    if (const json* layers = detail::find(*r.result, {"layer_error"}); layers && layers->is_array()) {
+      for (const auto& l : *layers) all_layers.push_back(detail::string_at(l, {"layer"}));
+    }
+  }
+  out += rows.empty() ? "<p>No results.</p>" : summary_html(rows, colours, layer_name_prefix(all_layers));
   out += "</section>";
 
   // Accuracy against size and latency.
@@ -649,7 +727,7 @@ std::string report_html(const std::vector<json>& runs) {
       missing.push_back(r.display_name() + " (no latency)");
     }
   }
-  out += "<section class=\"card\"><h2>Accuracy against size and latency</h2>";
+  out += "<section class=\"card\" id=\"tradeoff\"><h2>Accuracy against size and latency</h2>";
   if (by_size.empty() && by_latency.empty()) {
     out += "<p class=\"note\">No result has both an accuracy and a size or latency to plot.</p>";
   } else {
@@ -701,7 +779,7 @@ std::string report_html(const std::vector<json>& runs) {
       }
     }
   }
-  out += "<section class=\"card\"><h2>Latency distributions</h2>";
+  out += "<section class=\"card\" id=\"latency\"><h2>Latency distributions</h2>";
   if (distributions.empty()) out += "<p class=\"note\">No latency samples were recorded.</p>";
   for (const auto& [key, list] : distributions) {
     std::string id = std::string(key.kind == 0 ? "latency-probe" : "latency-dataset") + "-b" + fixed(key.batch, 0) + "-t" +
@@ -728,7 +806,7 @@ std::string report_html(const std::vector<json>& runs) {
     }
     if (!s.by_layer.empty()) series.push_back(std::move(s));
   }
-  out += "<section class=\"card\"><h2>Per-layer error</h2>";
+  out += "<section class=\"card\" id=\"layers\"><h2>Per-layer error</h2>";
   if (series.empty()) {
     out += "<p class=\"note\">No per-layer error was recorded.</p>";
   } else {
@@ -740,7 +818,7 @@ std::string report_html(const std::vector<json>& runs) {
   }
   out += "</section>";
 
-  out += "<section class=\"card\"><h2>Runs</h2>";
+  out += "<section class=\"card\" id=\"runs\"><h2>Runs</h2>";
   for (std::size_t r = 0; r < runs.size(); ++r) out += run_details_html(runs[r], rows, r);
   out += "</section>";
   out += std::string("<footer>Written by qexp ") + version_string() +

@@ -123,6 +123,23 @@ bool natural_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
+std::vector<std::string> breakdown_buckets(const std::vector<result_row>& rows) {
+  std::vector<std::string> buckets;
+  for (const auto& r : rows) {
+    const json* breakdown = find(*r.result, {"size", "breakdown"});
+    if (!breakdown || !breakdown->is_object()) continue;
+    for (auto it = breakdown->begin(); it != breakdown->end(); ++it) {
+      if (std::find(buckets.begin(), buckets.end(), it.key()) == buckets.end()) buckets.push_back(it.key());
+    }
+  }
+  const std::vector<std::string> known{"embeddings", "linear_weights", "linear_bias", "linear_scales", "other", "header"};
+  auto rank = [&known](const std::string& k) { return std::find(known.begin(), known.end(), k) - known.begin(); };
+  std::stable_sort(buckets.begin(), buckets.end(), [&rank](const std::string& a, const std::string& b) {
+    return rank(a) != rank(b) ? rank(a) < rank(b) : a < b;
+  });
+  return buckets;
+}
+
 namespace {
 
 // The entry of a latency list at the smallest batch, then the fewest threads: the number a
@@ -415,7 +432,15 @@ std::string format_points(const std::optional<double>& v) {
   // "-0.00" for a tiny negative delta reads as a loss that is not there.
   return std::string(buffer) == "-0.00" ? "+0.00" : buffer;
 }
-std::string format_mb(const std::optional<double>& bytes) { return bytes ? fixed(*bytes / 1e6, 2) : "-"; }
+// Two decimals, or three significant digits for parts too small to show that way (the scales of
+// a tiny model are 56 bytes).
+std::string format_mb(const std::optional<double>& bytes) {
+  if (!bytes) return "-";
+  if (*bytes == 0) return "0";
+  double mb = std::abs(*bytes) / 1e6;
+  int decimals = std::clamp(2 - static_cast<int>(std::floor(std::log10(mb))), 2, 6);
+  return fixed(*bytes / 1e6, decimals);
+}
 
 struct summary_cells {
   std::vector<std::string> header;
@@ -529,6 +554,15 @@ std::string summary_table(const std::vector<json>& runs) {
   auto rows = detail::collect_rows(runs);
   if (rows.empty()) return "(no results)\n";
   auto t = make_summary(rows, false);
+  // Labels and errors are user text: a terminal escape sequence in one must not reach the terminal.
+  auto printable = [](std::string& text) {
+    for (char& c : text) {
+      if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) c = '?';
+      if (c == '\t') c = ' ';
+    }
+  };
+  for (auto& row : t.rows) std::for_each(row.begin(), row.end(), printable);
+  std::for_each(t.failures.begin(), t.failures.end(), printable);
   std::vector<std::size_t> widths(t.header.size());
   for (std::size_t c = 0; c < t.header.size(); ++c) widths[c] = display_width(t.header[c]);
   std::size_t label_columns = t.header[0] == "run" ? 2 : 1;
@@ -613,6 +647,10 @@ std::string md_run_section(const json& run, const std::vector<result_row>& rows,
     if (r.run_index == run_index) mine.push_back(r);
   }
   if (auto d = detail::string_at(run, {"experiment", "description"}); !d.empty()) out += md_text(d) + "\n\n";
+  if (const json* complete = detail::find(run, {"experiment", "complete"}); complete && *complete == false) {
+    out += "> **Incomplete run**: results.json was written before the run finished (still running, or interrupted); "
+           "results may be missing.\n\n";
+  }
   auto item = [&out](const std::string& key, const std::string& value) {
     if (!value.empty()) out += "- " + key + ": " + value + "\n";
   };
@@ -637,7 +675,8 @@ std::string md_run_section(const json& run, const std::vector<result_row>& rows,
     env_row("CPU", cpu);
     if (const json* isa = detail::find(*env, {"isa"})) env_row("ISA", md_text(yes_no_flags(*isa)));
     for (auto [title, key] : std::vector<std::pair<const char*, const char*>>{
-             {"libtorch", "libtorch"}, {"oneDNN", "onednn"}, {"BLAS", "blas"}, {"qexp", "qexp_version"},
+             {"torch threads", "torch_threads"}, {"libtorch", "libtorch"}, {"oneDNN", "onednn"}, {"BLAS", "blas"},
+             {"qexp", "qexp_version"},
              {"git commit", "git_commit"}, {"host", "hostname"}, {"OS", "os"}}) {
       env_row(title, md_text(detail::string_at(*env, {key})));
     }
@@ -713,17 +752,21 @@ std::string md_run_section(const json& run, const std::vector<result_row>& rows,
     out += "\n";
   }
 
+  auto buckets = detail::breakdown_buckets(mine);
   std::vector<std::vector<std::string>> size_rows;
   for (const auto& r : mine) {
     if (!detail::find(*r.result, {"size"})) continue;
-    auto n = [&r](const char* key) { return detail::number_at(*r.result, {"size", "breakdown", key}); };
-    size_rows.push_back({md_text(r.label), format_mb(r.size_bytes), format_times(r.size_ratio, 3), format_mb(n("embeddings")),
-                         format_mb(n("linear_weights")), format_mb(n("linear_scales")), format_mb(n("other"))});
+    std::vector<std::string> cells{md_text(r.label), format_mb(r.size_bytes), format_times(r.size_ratio, 3)};
+    for (const auto& b : buckets) cells.push_back(format_mb(detail::number_at(*r.result, {"size", "breakdown", b.c_str()})));
+    size_rows.push_back(std::move(cells));
   }
   if (!size_rows.empty()) {
+    std::vector<std::string> header{"scheme", "file MB", "ratio"};
+    for (const auto& b : buckets) header.push_back(b + " MB");
     out += "### Size\n\n";
-    out += md_table({"scheme", "file MB", "ratio", "embeddings MB", "Linear weights MB", "Linear scales MB", "other MB"},
-                    {false, true, true, true, true, true, true}, size_rows);
+    std::vector<bool> numeric(header.size(), true);
+    numeric[0] = false;
+    out += md_table(header, numeric, size_rows);
     out += "\n";
   }
 

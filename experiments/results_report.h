@@ -71,6 +71,8 @@ struct result_row {
 };
 
 std::vector<result_row> collect_rows(const std::vector<nlohmann::json>& runs);
+// The keys of size.breakdown across these rows: the documented buckets first, then any other.
+std::vector<std::string> breakdown_buckets(const std::vector<result_row>& rows);
 
 // Follows object keys; nullptr when any step is missing or not an object.
 const nlohmann::json* find(const nlohmann::json& j, std::initializer_list<const char*> path);

@@ -219,10 +219,18 @@ TEST(summary_table, aligns_columns_and_shows_the_error_of_a_failed_row) {
   EXPECT_NE(lines[3].find("98.50%"), std::string::npos) << lines[3];
   EXPECT_NE(lines[5].find(std::string("FAILED: ") + failed_error), std::string::npos) << table;
   EXPECT_NE(table.find("batch 1, 1 thread, 22 tokens"), std::string::npos) << table;
+
+  json escape = synthetic_run();
+  escape["results"][1]["label"] = "red\x1b[31m";
+  std::string sanitized = qexp::summary_table({escape});
+  EXPECT_EQ(sanitized.find('\x1b'), std::string::npos);
+  EXPECT_NE(sanitized.find("red?[31m"), std::string::npos) << sanitized;
 }
 
 TEST(summary_markdown, has_the_table_environment_latency_settings_and_worst_layers) {
-  std::string md = qexp::summary_markdown({synthetic_run()});
+  json run = synthetic_run();
+  run["results"][0]["size"]["breakdown"]["header"] = 7560;  // a bucket only one result has
+  std::string md = qexp::summary_markdown({run});
   EXPECT_NE(md.find("# qexp results: ptq\\_int8"), std::string::npos) << md;
   EXPECT_NE(md.find("| scheme | size MB | ratio | p50 ms | speedup | accuracy | delta pp | agreement | latency at |"),
             std::string::npos) << md;
@@ -236,6 +244,10 @@ TEST(summary_markdown, has_the_table_environment_latency_settings_and_worst_laye
   // Threads, batch and sequence length beside every latency number.
   EXPECT_NE(md.find("| int8, per-tensor | probe | 8 | 1 | 22 | 10 + 60 | 25.00 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| int8, per-tensor | dataset | 1 | 1 | 25.1 mean | 40 sentences | 4.50 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| scheme | file MB | ratio | embeddings MB | linear\\_weights MB | linear\\_scales MB | other MB | header MB |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| fp32 | 267.83 | 1.000x | 94.00 | 173.80 | 0 | 0.0370 | 0.00756 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| int8, per-tensor | 70.00 | 0.261x | 94.00 | "), std::string::npos) << md;
   EXPECT_NE(md.find("### Worst layers per scheme"), std::string::npos);
   EXPECT_NE(md.find("| `distilbert.transformer.layer.1.ffn.lin2` | 18.50 | 0.014000 |"), std::string::npos) << md;
   EXPECT_NE(md.find(std::string("**FAILED: oneDNN: this CPU lacks \"avx512\\_vnni\"")), std::string::npos) << md;
@@ -296,6 +308,14 @@ TEST(report_html, survives_runs_with_missing_sections_and_no_results) {
   EXPECT_EQ(count(svg_by_id(html, "accuracy-vs-size"), "class=\"marker"), 2u);
   EXPECT_TRUE(svg_by_id(html, "accuracy-vs-latency").empty());
   EXPECT_NE(html.find("int8, per-tensor (no accuracy)"), std::string::npos);
+}
+
+TEST(report_html, flags_a_run_written_before_it_finished) {
+  json run = synthetic_run();
+  EXPECT_EQ(qexp::report_html({run}).find("Incomplete run"), std::string::npos);
+  run["experiment"]["complete"] = false;
+  EXPECT_NE(qexp::report_html({run}).find("<p class=\"warning\">Incomplete run (ptq_int8)"), std::string::npos);
+  EXPECT_NE(qexp::summary_markdown({run}).find("> **Incomplete run**"), std::string::npos);
 }
 
 TEST(results_files, load_results_names_the_file_and_the_json_problem) {

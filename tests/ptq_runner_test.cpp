@@ -1,0 +1,151 @@
+// The ptq experiment end to end through the CLI, with its numbers checked independently: accuracy
+// recomputed here, sizes against the files on disk, failures recorded without stopping the run.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "qexp/dataset.h"
+#include "qexp/distilbert.h"
+#include "qexp/tokenizer.h"
+#include "test_support.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int sentences = 40;
+
+struct finished_run {
+  int exit_code;
+  std::string output;
+  json results;
+  fs::path dir;
+};
+
+// One short experiment shared by the tests below: two quantizers that work and one that fails.
+const finished_run& shared_run() {
+  static qexp::test::temp_dir dir;
+  static const finished_run run = [] {
+    const fs::path config = dir.path() / "exp.yaml";
+    qexp::test::write_file(config,
+                           "name: runner_test\n"
+                           "model: { path: " + (qexp::test::shared_dir() / "golden/distilbert-tiny-random").string() + " }\n"
+                           "data: { path: sst2/dev.tsv, limit: " + std::to_string(sentences) + " }\n"
+                           "quantizers:\n"
+                           "  - { plugin: dynamic-int8, options: { granularity: per_channel } }\n"
+                           "  - { plugin: fp32, label: selects nothing, layers: { include: [\"no.such.layer\"] } }\n"
+                           "  - { plugin: onednn-int8, layers: { exclude: [\"classifier\"] } }\n"
+                           "measure:\n"
+                           "  latency: { warmup: 1, iterations: 5, batch_sizes: [1, 2], threads: [1], dataset_sentences: 3 }\n"
+                           "  layer_error: { batches: 1, batch_size: 4 }\n");
+    const fs::path out = dir.path() / "results";
+    auto r = qexp::test::run_qexp("run '" + config.string() + "' --results-dir '" + out.string() + "'");
+    json results;
+    if (fs::exists(out / "results.json")) results = json::parse(qexp::test::read_file(out / "results.json"));
+    return finished_run{r.exit_code, r.output, results, out};
+  }();
+  return run;
+}
+
+const json& result(const std::string& plugin) {
+  for (const auto& r : shared_run().results["results"])
+    if (r["plugin"] == plugin && r["status"] == "ok") return r;
+  throw std::runtime_error("no ok result for " + plugin);
+}
+
+}  // namespace
+
+TEST(ptq_runner, a_failing_quantizer_is_recorded_and_the_next_one_still_runs) {
+  const auto& run = shared_run();
+  EXPECT_EQ(run.exit_code, 1) << run.output;  // one quantizer failed
+  ASSERT_TRUE(run.results.is_object()) << run.output;
+  const auto& all = run.results["results"];
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_TRUE(all[0]["is_baseline"].get<bool>());
+  EXPECT_EQ(all[1]["status"], "ok");
+  EXPECT_EQ(all[2]["status"], "failed");
+  EXPECT_NE(all[2]["error"].get<std::string>().find("select no Linear layer"), std::string::npos);
+  EXPECT_EQ(all[3]["status"], "ok");
+  EXPECT_TRUE(run.results["experiment"]["complete"].get<bool>());
+}
+
+TEST(ptq_runner, the_results_folder_holds_every_file) {
+  for (const char* f : {"results.json", "results.csv", "summary.md", "report.html", "config.yaml"})
+    EXPECT_GT(fs::file_size(shared_run().dir / f), 0u) << f;
+  const auto& doc = shared_run().results;
+  EXPECT_EQ(doc["schema"], "qexp.results/1");
+  for (const char* key : {"cpu_model", "isa", "libtorch", "onednn", "blas", "git_commit"})
+    EXPECT_TRUE(doc["environment"].contains(key)) << key;
+  EXPECT_EQ(doc["data"]["sentences"], sentences);
+  EXPECT_EQ(doc["model"]["linear_layers"], 14);
+}
+
+TEST(ptq_runner, sizes_are_the_checkpoint_files_on_disk) {
+  const double baseline = result("fp32")["size"]["file_bytes"].get<double>();
+  for (const char* plugin : {"fp32", "dynamic-int8", "onednn-int8"}) {
+    const auto& size = result(plugin)["size"];
+    const fs::path file = size["checkpoint"].get<std::string>();
+    EXPECT_EQ(size["file_bytes"].get<std::uint64_t>(), fs::file_size(file)) << plugin;
+    EXPECT_DOUBLE_EQ(size["ratio_to_fp32"].get<double>(), size["file_bytes"].get<double>() / baseline) << plugin;
+    std::uint64_t parts = 0;
+    for (const auto& [kind, bytes] : size["breakdown"].items()) parts += bytes.get<std::uint64_t>();
+    EXPECT_EQ(parts, size["file_bytes"].get<std::uint64_t>()) << plugin;
+  }
+  // INT8 Linear weights take a quarter of the fp32 bytes (plus scales).
+  EXPECT_LT(result("dynamic-int8")["size"]["breakdown"]["linear_weights"].get<double>(),
+            0.3 * result("fp32")["size"]["breakdown"]["linear_weights"].get<double>());
+}
+
+TEST(ptq_runner, baseline_accuracy_matches_an_independent_evaluation) {
+  const fs::path model_dir = qexp::test::shared_dir() / "golden/distilbert-tiny-random";
+  auto model = qexp::distilbert_classifier::from_folder(model_dir);
+  auto tokenizer = qexp::wordpiece_tokenizer::from_model_folder(model_dir);
+  auto data = qexp::read_sentence_tsv(qexp::test::shared_dir() / "data/sst2/dev.tsv", sentences);
+  int correct = 0;
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    auto ids = at::tensor(tokenizer.encode_ids(data.sentences[i], 128), at::kLong).unsqueeze(0);
+    correct += model.forward(ids).argmax(1).item<std::int64_t>() == data.labels[i];
+  }
+  const auto& accuracy = result("fp32")["accuracy"];
+  EXPECT_DOUBLE_EQ(accuracy["accuracy"].get<double>(), static_cast<double>(correct) / sentences);
+  EXPECT_EQ(accuracy["agreement_with_fp32"].get<double>(), 1.0);
+  EXPECT_EQ(accuracy["mean_kl_vs_fp32"].get<double>(), 0.0);
+}
+
+TEST(ptq_runner, quantized_accuracy_is_consistent_with_agreement) {
+  for (const char* plugin : {"dynamic-int8", "onednn-int8"}) {
+    const auto& a = result(plugin)["accuracy"];
+    const double delta = a["accuracy_delta_vs_fp32"].get<double>();
+    // Each disagreement with fp32 can move accuracy by at most one sentence.
+    EXPECT_LE(std::abs(delta), 1.0 - a["agreement_with_fp32"].get<double>() + 1e-12) << plugin;
+    EXPECT_GE(a["mean_kl_vs_fp32"].get<double>(), 0.0) << plugin;
+    EXPECT_GT(a["max_abs_dp_vs_fp32"].get<double>(), 0.0) << plugin;  // quantization changed something
+  }
+}
+
+TEST(ptq_runner, latency_statistics_are_ordered_and_speedups_are_ratios) {
+  for (const char* plugin : {"fp32", "onednn-int8"}) {
+    const auto& probe = result(plugin)["latency"]["probe"];
+    ASSERT_EQ(probe.size(), 2u) << plugin;  // batch sizes 1 and 2 at one thread count
+    for (const auto& p : probe) {
+      EXPECT_LE(p["p50_ms"].get<double>(), p["p90_ms"].get<double>());
+      EXPECT_LE(p["p90_ms"].get<double>(), p["p99_ms"].get<double>());
+      EXPECT_EQ(p["samples_ms"].size(), 5u);
+      EXPECT_GT(p["throughput_per_s"].get<double>(), 0.0);
+    }
+  }
+  const auto& q = result("onednn-int8")["latency"]["probe"][0];
+  EXPECT_NEAR(q["speedup_vs_fp32"].get<double>(), q["baseline_p50_ms"].get<double>() / q["p50_ms"].get<double>(), 1e-9);
+  EXPECT_EQ(result("onednn-int8")["latency"]["dataset"][0]["sentences"], 3);
+}
+
+TEST(ptq_runner, per_layer_error_covers_the_quantized_layers_worst_first) {
+  const auto& layers = result("onednn-int8")["layer_error"];
+  EXPECT_EQ(layers.size(), 13u);  // 14 Linears, classifier excluded
+  for (std::size_t i = 1; i < layers.size(); ++i)
+    EXPECT_LE(layers[i - 1]["sqnr_db"].get<double>(), layers[i]["sqnr_db"].get<double>());
+  for (const auto& l : layers) EXPECT_NE(l["layer"], "classifier");
+  EXPECT_TRUE(result("fp32")["layer_error"].empty());
+}
