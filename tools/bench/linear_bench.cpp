@@ -26,6 +26,7 @@
 
 #include "qexp/float_linear.h"
 #include "qexp/plugin_registry.h"
+#include "qexp/threads.h"
 
 namespace {
 
@@ -146,9 +147,16 @@ void register_all(const qexp::plugin_registry& registry) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  at::set_num_threads(1);  // every number in docs/plugins.md is single-threaded
+  // Every number in docs/plugins.md is single-threaded: libtorch's pool and OpenBLAS's own.
+  qexp::set_compute_threads(1);
   benchmark::Initialize(&argc, argv);
-  qexp::plugin_registry registry = qexp::plugin_registry::discover({QEXP_BUILD_PLUGIN_DIR});
+  qexp::plugin_registry registry;
+  try {
+    registry = qexp::plugin_registry::discover({QEXP_BUILD_PLUGIN_DIR});
+  } catch (const std::exception& e) {
+    std::cerr << "linear_bench: " << e.what() << "\n";
+    return 1;
+  }
   register_all(registry);
   benchmark::AddCustomContext("threads", std::to_string(at::get_num_threads()));
   benchmark::RunSpecifiedBenchmarks();
