@@ -4,6 +4,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/quantized/PackedParams.h>
 #include <qexp/errors.h>
+#include <qexp/int8_weights.h>
 
 #include <algorithm>
 #include <cmath>
@@ -177,12 +178,6 @@ int32_t dot_u8_s8(const uint8_t* a, const int8_t* b, int64_t k) {
   return sum;
 }
 
-std::string shape_text(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
-
 class dynamic_int8_linear final : public packed_linear {
  public:
   // w_int8: [out, in] int8; scales: [1] or [out] float32; bias: [out] float32 or undefined.
@@ -226,9 +221,7 @@ class dynamic_int8_linear final : public packed_linear {
   }
 
   void save(tensor_writer& out, const std::string& prefix) const override {
-    out.add_tensor(prefix + ".weight_int8", w_int8_);
-    out.add_tensor(prefix + ".weight_scale", scales_);
-    if (bias_.defined()) out.add_tensor(prefix + ".bias", bias_);
+    save_int8_weights(out, prefix, {w_int8_, scales_, bias_});
   }
 
  private:
@@ -322,7 +315,7 @@ class dynamic_int8_quantizer final : public linear_quantizer {
     const int64_t n = l.weight.size(0);
     if (l.bias.defined() && (l.bias.dim() != 1 || l.bias.size(0) != n))
       throw input_error("dynamic-int8: Linear '" + l.name + "': bias must have " + std::to_string(n) +
-                        " elements, found shape " + shape_text(l.bias));
+                        " elements, found " + describe_tensor(l.bias));
     check_in_features(l.name, l.weight.size(1));
     auto w = l.weight.to(at::kFloat).contiguous();
     auto scales = weight_scales(w, settings_.weights);
@@ -337,29 +330,9 @@ class dynamic_int8_quantizer final : public linear_quantizer {
   }
 
   std::unique_ptr<packed_linear> load(const tensor_reader& in, const std::string& prefix) const override {
-    auto w_int8 = in.tensor(prefix + ".weight_int8");
-    auto scales = in.tensor(prefix + ".weight_scale");
-    if (w_int8.scalar_type() != at::kChar || w_int8.dim() != 2)
-      throw checkpoint_error("dynamic-int8: tensor '" + prefix + ".weight_int8' must be a 2-D int8 "
-                             "[out, in] tensor, found " + std::string(c10::toString(w_int8.scalar_type())) +
-                             " " + shape_text(w_int8));
-    const int64_t n = w_int8.size(0);
-    const int64_t expected_scales = settings_.weights == weight_granularity::per_tensor ? 1 : n;
-    if (scales.scalar_type() != at::kFloat || scales.dim() != 1 || scales.size(0) != expected_scales)
-      throw checkpoint_error("dynamic-int8: tensor '" + prefix + ".weight_scale' must be float32 [" +
-                             std::to_string(expected_scales) + "] for granularity " +
-                             (expected_scales == 1 ? "per_tensor" : "per_channel") + ", found " +
-                             std::string(c10::toString(scales.scalar_type())) + " " + shape_text(scales));
-    at::Tensor bias;
-    if (in.has_tensor(prefix + ".bias")) {
-      bias = in.tensor(prefix + ".bias");
-      if (bias.scalar_type() != at::kFloat || bias.dim() != 1 || bias.size(0) != n)
-        throw checkpoint_error("dynamic-int8: tensor '" + prefix + ".bias' must be float32 [" +
-                               std::to_string(n) + "], found " + shape_text(bias));
-    }
-    check_in_features(prefix, w_int8.size(1));
-    return std::make_unique<dynamic_int8_linear>(settings_, w_int8.contiguous(), scales.contiguous(),
-                                                 bias.defined() ? bias.contiguous() : bias);
+    auto w = load_int8_weights(in, prefix, "dynamic-int8", settings_.weights == weight_granularity::per_tensor);
+    check_in_features(prefix, w.weight_int8.size(1));
+    return std::make_unique<dynamic_int8_linear>(settings_, w.weight_int8, w.scales, w.bias);
   }
 
  private:

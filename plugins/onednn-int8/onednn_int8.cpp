@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <qexp/errors.h>
+#include <qexp/int8_weights.h>
 
 #include <cmath>
 #include <dnnl.hpp>
@@ -79,12 +80,6 @@ dnnl::engine& cpu_engine() {
 constexpr int64_t layout_probe_rows = 32;
 // Distinct sequence lengths cached per layer before the cache starts over.
 constexpr std::size_t max_cached_primitives = 128;
-
-std::string shape_text(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
 
 // Activation parameters: scale (and zero point for u8) covering [min(min, 0), max(max, 0)].
 struct activation_params {
@@ -211,9 +206,7 @@ class onednn_int8_linear final : public packed_linear {
   }
 
   void save(tensor_writer& out, const std::string& prefix) const override {
-    out.add_tensor(prefix + ".weight_int8", plain_weight());
-    out.add_tensor(prefix + ".weight_scale", scales_);
-    if (bias_.defined()) out.add_tensor(prefix + ".bias", bias_);
+    save_int8_weights(out, prefix, {plain_weight(), scales_, bias_});
   }
 
  private:
@@ -293,7 +286,7 @@ class onednn_int8_quantizer final : public linear_quantizer {
     const int64_t n = l.weight.size(0);
     if (l.bias.defined() && (l.bias.dim() != 1 || l.bias.size(0) != n))
       throw input_error("onednn-int8: Linear '" + l.name + "': bias must have " + std::to_string(n) +
-                        " elements, found shape " + shape_text(l.bias));
+                        " elements, found " + describe_tensor(l.bias));
     auto w = l.weight.to(at::kFloat).contiguous();
     auto [w_int8, scales] = quantize_weights(w, settings_.weights);
     auto bias = l.bias.defined() ? l.bias.to(at::kFloat).contiguous() : at::Tensor();
@@ -301,31 +294,11 @@ class onednn_int8_quantizer final : public linear_quantizer {
   }
 
   std::unique_ptr<packed_linear> load(const tensor_reader& in, const std::string& prefix) const override {
-    auto w_int8 = in.tensor(prefix + ".weight_int8");
-    auto scales = in.tensor(prefix + ".weight_scale");
-    if (w_int8.scalar_type() != at::kChar || w_int8.dim() != 2)
-      throw checkpoint_error("onednn-int8: tensor '" + prefix + ".weight_int8' must be a 2-D int8 [out, in] "
-                             "tensor, found " + std::string(c10::toString(w_int8.scalar_type())) + " " +
-                             shape_text(w_int8));
-    const int64_t n = w_int8.size(0);
-    const int64_t expected_scales = settings_.weights == weight_granularity::per_tensor ? 1 : n;
-    if (scales.scalar_type() != at::kFloat || scales.dim() != 1 || scales.size(0) != expected_scales)
-      throw checkpoint_error("onednn-int8: tensor '" + prefix + ".weight_scale' must be float32 [" +
-                             std::to_string(expected_scales) + "] for granularity " +
-                             (expected_scales == 1 ? "per_tensor" : "per_channel") + ", found " +
-                             std::string(c10::toString(scales.scalar_type())) + " " + shape_text(scales));
-    at::Tensor bias;
-    if (in.has_tensor(prefix + ".bias")) {
-      bias = in.tensor(prefix + ".bias");
-      if (bias.scalar_type() != at::kFloat || bias.dim() != 1 || bias.size(0) != n)
-        throw checkpoint_error("onednn-int8: tensor '" + prefix + ".bias' must be float32 [" +
-                               std::to_string(n) + "], found " + shape_text(bias));
-      bias = bias.contiguous();
-    }
+    auto w = load_int8_weights(in, prefix, "onednn-int8", settings_.weights == weight_granularity::per_tensor);
     // -128 would break the [-127, 127] contract the kernels rely on (s8 activations' compensation).
-    if (w_int8.numel() > 0 && w_int8.min().item<int8_t>() < -127)
+    if (w.weight_int8.numel() > 0 && w.weight_int8.min().item<int8_t>() < -127)
       throw checkpoint_error("onednn-int8: tensor '" + prefix + ".weight_int8' holds -128; expected [-127, 127]");
-    return std::make_unique<onednn_int8_linear>(settings_, w_int8.contiguous(), scales.contiguous(), bias);
+    return std::make_unique<onednn_int8_linear>(settings_, w.weight_int8, w.scales, w.bias);
   }
 
  private:

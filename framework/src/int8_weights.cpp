@@ -1,0 +1,48 @@
+#include "qexp/int8_weights.h"
+
+#include <ATen/ATen.h>
+
+#include "qexp/errors.h"
+
+namespace qexp {
+
+std::string describe_tensor(const at::Tensor& t) {
+  std::string s = std::string(c10::toString(t.scalar_type())) + " [";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+void save_int8_weights(tensor_writer& out, const std::string& prefix, const int8_weights& w) {
+  out.add_tensor(prefix + ".weight_int8", w.weight_int8);
+  out.add_tensor(prefix + ".weight_scale", w.scales);
+  if (w.bias.defined()) out.add_tensor(prefix + ".bias", w.bias);
+}
+
+int8_weights load_int8_weights(const tensor_reader& in, const std::string& prefix, const std::string& plugin_id,
+                               bool per_tensor) {
+  int8_weights w;
+  w.weight_int8 = in.tensor(prefix + ".weight_int8");
+  w.scales = in.tensor(prefix + ".weight_scale");
+  const std::string who = plugin_id + ": tensor '" + prefix;
+  if (w.weight_int8.scalar_type() != at::kChar || w.weight_int8.dim() != 2)
+    throw checkpoint_error(who + ".weight_int8' must be a 2-D int8 [out, in] tensor, found " +
+                           describe_tensor(w.weight_int8));
+  const int64_t n = w.weight_int8.size(0);
+  const int64_t expected_scales = per_tensor ? 1 : n;
+  if (w.scales.scalar_type() != at::kFloat || w.scales.dim() != 1 || w.scales.size(0) != expected_scales)
+    throw checkpoint_error(who + ".weight_scale' must be float32 [" + std::to_string(expected_scales) +
+                           "] for granularity " + (per_tensor ? "per_tensor" : "per_channel") + ", found " +
+                           describe_tensor(w.scales));
+  if (in.has_tensor(prefix + ".bias")) {
+    w.bias = in.tensor(prefix + ".bias");
+    if (w.bias.scalar_type() != at::kFloat || w.bias.dim() != 1 || w.bias.size(0) != n)
+      throw checkpoint_error(who + ".bias' must be float32 [" + std::to_string(n) + "], found " +
+                             describe_tensor(w.bias));
+    w.bias = w.bias.contiguous();
+  }
+  w.weight_int8 = w.weight_int8.contiguous();
+  w.scales = w.scales.contiguous();
+  return w;
+}
+
+}  // namespace qexp
