@@ -1,5 +1,6 @@
 #include "trainer.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -65,6 +66,15 @@ using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point start) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+// CPU seconds of this process (user + system, every thread). On a shared machine the wall time
+// depends on the neighbours; this does much less.
+double process_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 // Progress and summary lines: to stderr, and with a wall-clock stamp to train.log.
@@ -369,6 +379,7 @@ train_result run_training(const train_config& c, const fs::path& out_dir, const 
   nlohmann::ordered_json evaluations = nlohmann::ordered_json::array();
   std::mt19937_64 shuffle_rng(c.seed);
   const auto start = clock_type::now();
+  const double cpu_start = process_cpu_seconds();
   double train_seconds = 0, eval_seconds = 0;
 
   auto run_evaluation = [&](std::int64_t step, double epoch, double recent_loss, double recent_accuracy) {
@@ -492,6 +503,7 @@ train_result run_training(const train_config& c, const fs::path& out_dir, const 
   m["train_seconds"] = train_seconds;
   m["eval_seconds"] = eval_seconds;
   m["wall_seconds"] = result.seconds;
+  m["cpu_seconds"] = process_cpu_seconds() - cpu_start;
   m["threads"] = c.threads;
   m["seed"] = c.seed;
   m["model"] = model_config.to_json();
@@ -501,7 +513,7 @@ train_result run_training(const train_config& c, const fs::path& out_dir, const 
   result.metrics = m;
   log.line("done: best dev accuracy " + fixed(100 * result.best_dev_accuracy, 2) + "% at step " +
            std::to_string(result.best_step) + "; " + std::to_string(result.steps) + " steps in " +
-           fixed(result.seconds, 0) + " s; model written to " + out_dir.string() + " (" + thousands(static_cast<std::int64_t>(weight_bytes)) +
+           fixed(result.seconds, 0) + " s (" + fixed(process_cpu_seconds() - cpu_start, 0) + " s of CPU); model written to " + out_dir.string() + " (" + thousands(static_cast<std::int64_t>(weight_bytes)) +
            " bytes of weights)");
   return result;
 }

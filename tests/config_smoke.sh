@@ -6,15 +6,39 @@ qexp=$1 config=$2 out=$3
 name=$(basename "$config" .yaml)
 mkdir -p "$out"
 
-"$qexp" validate "$config"
-"$qexp" run "$config" --dry-run > "$out/$name.resolved.yaml"
+# A sweep file is an experiment plus a `sweep:` section: expanding it resolves every point through
+# the schema; running its points is the sweep tests' job (tests/sweep_test.cpp, tests/slurm_e2e_test.sh).
+if grep -q '^sweep:' "$config"; then
+  "$qexp" sweep "$config" --list > "$out/$name.points.txt"
+  grep -q '^  [0-9a-f]\{10\}  ' "$out/$name.points.txt" || { echo "config_smoke: $config lists no points" >&2; exit 1; }
+  exit 0
+fi
+
+# A config whose model is not in the repository names it (`# smoke-requires: PATH`) and the stand-in
+# the smoke run uses when it is missing (`# smoke-stand-in: golden-tiny | init-model`).
+overrides=()
+required=$(sed -n 's/^# smoke-requires: //p' "$config")
+if [[ -n $required && ! -e $(dirname "$config")/$required ]]; then
+  case $(sed -n 's/^# smoke-stand-in: \([a-z-]*\).*/\1/p' "$config") in
+    golden-tiny) stand_in=${QEXP_SHARED_DIR:?}/golden/distilbert-tiny-random ;;
+    init-model)
+      stand_in=$out/stand-in/distilbert-base-random
+      [[ -f $stand_in/model.safetensors ]] || "$qexp" init-model --preset distilbert-base --seed 0 --out "$stand_in" ;;
+    *) echo "config_smoke: $config needs $required and names no smoke-stand-in" >&2; exit 1 ;;
+  esac
+  echo "config_smoke: $required is missing; using the stand-in $stand_in"
+  overrides=(--set "model.path=$stand_in")
+fi
+
+"$qexp" validate "$config" "${overrides[@]}"
+"$qexp" run "$config" "${overrides[@]}" --dry-run > "$out/$name.resolved.yaml"
 "$qexp" run "$out/$name.resolved.yaml" --dry-run > "$out/$name.resolved-again.yaml"
 cmp "$out/$name.resolved.yaml" "$out/$name.resolved-again.yaml"
 
 kind=$(sed -n 's/^kind: //p' "$out/$name.resolved.yaml")
 if [[ $kind == ptq ]]; then
   # A few sentences and iterations: this checks the whole pipeline, not the numbers.
-  "$qexp" run "$config" --out "$out/runs" --set data.limit=24 --set measure.latency.warmup=1 \
+  "$qexp" run "$config" "${overrides[@]}" --out "$out/runs" --set data.limit=24 --set measure.latency.warmup=1 \
     --set measure.latency.iterations=3 --set measure.latency.dataset_sentences=4 \
     --set measure.layer_error.batches=1
   latest=$(ls -td "$out/runs/$name"/*/ | head -1)

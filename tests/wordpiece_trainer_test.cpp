@@ -94,6 +94,21 @@ TEST(wordpiece_vocab_builder, covers_every_training_word_without_unk) {
   }
 }
 
+// With room for every word, each word the builder counted is one token of the real tokenizer: the
+// builder cuts words exactly as the tokenizer does.
+TEST(wordpiece_vocab_builder, cuts_words_as_the_tokenizer_does) {
+  auto texts = sst2_sentences(2000);
+  texts.push_back("\xC3\x89LAN, na\xC3\xAFvet\xC3\xA9 (r\xC3\xA9sum\xC3\xA9) \xE4\xB8\xAD\xE6\x96\x87 it's-a\xE2\x80\xA6 \xEF\xBC\x81ok");
+  const auto vocab = build(texts, 100000);
+  test::temp_dir dir;
+  const auto tokenizer = tokenizer_of(vocab, dir);
+  for (const auto& text : texts) {
+    auto tokens = tokenizer.encode(text).tokens;
+    ASSERT_GE(tokens.size(), 2u);
+    EXPECT_EQ(std::vector<std::string>(tokens.begin() + 1, tokens.end() - 1), basic_tokenize(text)) << text;
+  }
+}
+
 TEST(wordpiece_vocab_builder, a_size_below_the_characters_is_a_config_error) {
   EXPECT_THROW(build(sst2_sentences(1000), 20), config_error);
 }
