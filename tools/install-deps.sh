@@ -12,6 +12,8 @@ packages=(
   libopenblas0-pthread libopenblas-dev
   # Reference pipeline (tools/seed_baseline.py) and the report's browser test.
   python3-torch chromium
+  # A single-node Slurm cluster for the sweep end-to-end test (tools/slurm/local-cluster.sh).
+  slurmctld slurmd slurm-client munge
 )
 
 missing=()
@@ -24,6 +26,26 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   sudo_cmd=""
   [[ $(id -u) -eq 0 ]] || sudo_cmd="sudo"
+  # Package scripts must not start daemons (munge, slurm): the tests start their own, by hand.
+  # A policy-rc.d that exits 101 forbids it; an existing one is put back afterwards.
+  policy=/usr/sbin/policy-rc.d
+  saved=""
+  if [[ -e $policy ]] && ! grep -qx 'exit 101' "$policy"; then
+    saved=$policy.qexp-saved
+    $sudo_cmd mv "$policy" "$saved"
+  fi
+  created=""
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# Written by qexp tools/install-deps.sh while installing packages.\nexit 101\n' |
+      $sudo_cmd tee "$policy" > /dev/null
+    $sudo_cmd chmod 755 "$policy"
+    created=1
+  fi
+  restore_policy() {
+    if [[ -n $created ]]; then $sudo_cmd rm -f "$policy"; fi
+    if [[ -n $saved ]]; then $sudo_cmd mv "$saved" "$policy"; fi
+  }
+  trap restore_policy EXIT
   $sudo_cmd apt-get update -qq
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
