@@ -6,13 +6,13 @@
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
 #include <iostream>
 #include <map>
 #include <set>
-#include <thread>
 
 #include "results_report.h"
 #include "qexp/dataset.h"
@@ -416,9 +416,10 @@ class ptq_run {
       result["size"]["ratio_to_fp32"] = result["size"]["file_bytes"].get<double>() / baseline_bytes_;
       result["size"]["ratio_is_to"] = "baseline checkpoint";
     }
-    // Accuracy and layer error are not timing runs: use every core for them.
+    // Accuracy and layer error are not timed: they get the largest thread count the config allows
+    // (more than that oversubscribes a shared machine, where spinning OpenMP threads crawl).
     const int threads = compute_threads();
-    set_compute_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    set_compute_threads(*std::max_element(config_.latency.threads.begin(), config_.latency.threads.end()));
     if (config_.accuracy.enabled) {
       auto probs = predict_probabilities(c.model, w, config_.accuracy.batch_size, c.entry->label + " accuracy");
       auto probe = at::softmax(c.model.forward(at::tensor(w.probe_ids, at::kLong).unsqueeze(0)).to(at::kDouble), 1)[0];
