@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "qexp/errors.h"
+#include "qexp/float_linear.h"
 #include "test_support.h"
 
 namespace fs = std::filesystem;
@@ -170,4 +171,10 @@ TEST(plugin_registry, the_cli_turns_each_broken_plugin_into_one_error_line_and_e
     EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1) << result.output;
     EXPECT_NE(result.output.find("[error] plugin "), std::string::npos) << result.output;
   }
+}
+
+TEST(plugin_registry, the_fp32_baseline_defaults_to_the_models_own_float_linear) {
+  auto registry = plugin_registry::discover();
+  EXPECT_STREQ(registry.find("fp32").info->options[0].default_value,
+               qexp::to_string(qexp::default_float_backend()));
 }

@@ -3,10 +3,13 @@
 // float rounding; see docs/model.md for the shapes and the speed choices.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "qexp/distilbert.h"
 #include "qexp/errors.h"
@@ -78,6 +81,70 @@ class checked_reader {
   const tensor_reader& in_;
   std::string source_;
 };
+
+// Scaled dot-product attention of one (sequence, head) pair, reading Q, K, V straight from the
+// Linear outputs ([tokens, row_stride] rows, this head's columns) and writing the context into
+// this head's columns of `out`: no reshapes, copies or [B, H, T, T] tensors. Every inner loop
+// runs over contiguous memory without a reduction (K is transposed into `kt` first), so it
+// vectorises without -ffast-math; target_clones picks the widest ISA at load time. Padding keys
+// get probability 0, which is what Hugging Face's lowest-value fill gives after the softmax.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void attend_one_head(
+    const float* q, const float* k, const float* v, float* out, std::int64_t tokens,
+    std::int64_t head_dim, std::int64_t row_stride, const std::uint8_t* key_is_padding, float scale,
+    float* kt, float* p) {
+  for (std::int64_t j = 0; j < tokens; ++j)
+    for (std::int64_t c = 0; c < head_dim; ++c) kt[c * tokens + j] = k[j * row_stride + c];
+  for (std::int64_t i = 0; i < tokens; ++i) {
+    const float* qi = q + i * row_stride;
+    for (std::int64_t j = 0; j < tokens; ++j) p[j] = 0.0f;
+    for (std::int64_t c = 0; c < head_dim; ++c) {
+      const float a = qi[c] * scale;
+      const float* ktc = kt + c * tokens;
+      for (std::int64_t j = 0; j < tokens; ++j) p[j] += a * ktc[j];
+    }
+    float highest = std::numeric_limits<float>::lowest();
+    for (std::int64_t j = 0; j < tokens; ++j)
+      if (!key_is_padding || !key_is_padding[j]) highest = std::max(highest, p[j]);
+    float sum = 0.0f;
+    for (std::int64_t j = 0; j < tokens; ++j) {
+      p[j] = (key_is_padding && key_is_padding[j]) ? 0.0f : std::exp(p[j] - highest);
+      sum += p[j];
+    }
+    const float inv = 1.0f / sum;
+    float* oi = out + i * row_stride;
+    for (std::int64_t c = 0; c < head_dim; ++c) oi[c] = 0.0f;
+    for (std::int64_t j = 0; j < tokens; ++j) {
+      if (p[j] == 0.0f) continue;
+      const float w = p[j] * inv;
+      const float* vj = v + j * row_stride;
+      for (std::int64_t c = 0; c < head_dim; ++c) oi[c] += w * vj[c];
+    }
+  }
+}
+
+// Multi-head attention over [B, T, D] float32 contiguous Q, K, V; returns the context [B, T, D].
+at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const std::vector<std::uint8_t>& key_is_padding, std::int64_t heads) {
+  const std::int64_t batch = q.size(0), tokens = q.size(1), dim = q.size(2);
+  const std::int64_t head_dim = dim / heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  at::Tensor context = at::empty({batch, tokens, dim}, q.options());
+  const float* qp = q.data_ptr<float>();
+  const float* kp = k.data_ptr<float>();
+  const float* vp = v.data_ptr<float>();
+  float* cp = context.data_ptr<float>();
+  const std::uint8_t* pad = key_is_padding.empty() ? nullptr : key_is_padding.data();
+  at::parallel_for(0, batch * heads, 1, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<float> kt(static_cast<std::size_t>(head_dim * tokens)), p(static_cast<std::size_t>(tokens));
+    for (std::int64_t bh = begin; bh < end; ++bh) {
+      const std::int64_t b = bh / heads, h = bh % heads;
+      const std::int64_t offset = b * tokens * dim + h * head_dim;
+      attend_one_head(qp + offset, kp + offset, vp + offset, cp + offset, tokens, head_dim, dim,
+                      pad ? pad + b * tokens : nullptr, scale, kt.data(), p.data());
+    }
+  });
+  return context;
+}
 
 }  // namespace
 
@@ -190,7 +257,7 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
                       ", found " +
                       (attention_mask.defined() ? shape_text(attention_mask.sizes()) : "none"));
   const std::int64_t batch = input_ids.size(0), tokens = input_ids.size(1);
-  const std::int64_t dim = config_.dim, heads = config_.n_heads, head_dim = config_.head_dim();
+  const std::int64_t dim = config_.dim, heads = config_.n_heads;
   if (batch == 0 || tokens == 0)
     throw input_error("DistilBERT input_ids: expected at least one token, found shape " +
                       shape_text(input_ids.sizes()));
@@ -200,12 +267,13 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
                       std::to_string(config_.max_position_embeddings));
   const at::Tensor ids = input_ids.to(at::kLong).contiguous();
   {
-    auto [lowest, highest] = at::aminmax(ids);
-    const auto lo = lowest.item<std::int64_t>(), hi = highest.item<std::int64_t>();
-    if (lo < 0 || hi >= config_.vocab_size)
-      throw input_error("DistilBERT input_ids: token id " + std::to_string(lo < 0 ? lo : hi) +
-                        " is outside the vocabulary [0, " + std::to_string(config_.vocab_size) +
-                        ")");
+    // Plain loops: at::aminmax + item() cost more than the check itself at batch 1.
+    const std::int64_t* id = ids.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < ids.numel(); ++i)
+      if (id[i] < 0 || id[i] >= config_.vocab_size)
+        throw input_error("DistilBERT input_ids: token id " + std::to_string(id[i]) +
+                          " is outside the vocabulary [0, " + std::to_string(config_.vocab_size) +
+                          ")");
   }
   // Without an observer nobody else holds the Linear outputs, so they are updated in place.
   const bool in_place = !observer_;
@@ -214,29 +282,26 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
   x.add_(position_embeddings_.narrow(0, 0, tokens));
   x = at::layer_norm(x, {dim}, embed_norm_weight_, embed_norm_bias_, layer_norm_eps);
 
-  // Keys that are padding get the dtype's lowest value before the softmax, as Hugging Face does;
-  // a batch without padding skips the masking altogether.
-  at::Tensor key_padding = attention_mask.eq(0);
-  const bool has_padding = key_padding.any().item<bool>();
-  if (has_padding) key_padding = key_padding.view({batch, 1, 1, tokens});
-  const double lowest_float = std::numeric_limits<float>::lowest();
-  const double query_scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  // Padding keys (mask 0) get probability 0 in the softmax, as Hugging Face's lowest-value fill
+  // gives; a batch without padding skips the masking altogether (empty vector).
+  std::vector<std::uint8_t> key_is_padding;
+  {
+    const at::Tensor mask = attention_mask.to(at::kLong).contiguous();
+    const std::int64_t* m = mask.data_ptr<std::int64_t>();
+    const std::int64_t n = mask.numel();
+    if (std::any_of(m, m + n, [](std::int64_t value) { return value == 0; })) {
+      key_is_padding.resize(static_cast<std::size_t>(n));
+      for (std::int64_t i = 0; i < n; ++i) key_is_padding[static_cast<std::size_t>(i)] = m[i] == 0;
+    }
+  }
 
   for (std::int64_t b = 0; b < config_.n_layers; ++b) {
     const std::size_t base = static_cast<std::size_t>(b) * linears_per_block;
     const block_norms& norms = blocks_[b];
-    at::Tensor q = apply_linear(base + q_lin, x);
-    at::Tensor k = apply_linear(base + k_lin, x);
-    at::Tensor v = apply_linear(base + v_lin, x);
-    q = in_place ? q.mul_(query_scale) : q.mul(query_scale);
-    // [B, T, D] -> [B, H, T, d] as views; matmul folds them into batched GEMMs.
-    const at::Tensor qh = q.reshape({batch, tokens, heads, head_dim}).transpose(1, 2);
-    const at::Tensor kt = k.reshape({batch, tokens, heads, head_dim}).permute({0, 2, 3, 1});
-    const at::Tensor vh = v.reshape({batch, tokens, heads, head_dim}).transpose(1, 2);
-    at::Tensor scores = at::matmul(qh, kt);  // [B, H, T, T]
-    if (has_padding) scores.masked_fill_(key_padding, lowest_float);
-    at::Tensor probs = at::_softmax(scores, -1, false);
-    at::Tensor context = at::matmul(probs, vh).transpose(1, 2).reshape({batch, tokens, dim});
+    const at::Tensor q = apply_linear(base + q_lin, x).contiguous();
+    const at::Tensor k = apply_linear(base + k_lin, x).contiguous();
+    const at::Tensor v = apply_linear(base + v_lin, x).contiguous();
+    const at::Tensor context = fused_attention(q, k, v, key_is_padding, heads);
     at::Tensor attended = apply_linear(base + out_lin, context);
     attended = in_place ? attended.add_(x) : attended.add(x);
     x = at::layer_norm(attended, {dim}, norms.sa_weight, norms.sa_bias, layer_norm_eps);
