@@ -18,6 +18,11 @@ qexp="$prefix/bin/qexp"
 env -u QEXP_PLUGIN_PATH "$qexp" plugins | tee "$root/plugins.txt"
 grep -q '^weight-only-intk 1.0.0' "$root/plugins.txt"
 grep -q '^fp32 ' "$root/plugins.txt"
-env -u QEXP_PLUGIN_PATH "$qexp" validate configs/ptq_int8.yaml \
-  --set quantizers.0.plugin=weight-only-intk --set quantizers.0.options.bits=3
-echo "example plugin: built out of tree, installed, listed and accepted by the installed qexp"
+# Appended as a fourth scheme of the main experiment and run on a few sentences.
+env -u QEXP_PLUGIN_PATH "$qexp" run configs/ptq_int8.yaml --results-dir "$root/run" \
+  --set quantizers.3.plugin=weight-only-intk --set quantizers.3.options.bits=3 \
+  --set data.limit=16 --set measure.latency.iterations=2 --set measure.latency.dataset_sentences=2 \
+  --set measure.layer_error.batches=1
+grep -q '"plugin": "weight-only-intk"' "$root/run/results.json"
+[[ $(grep -c '"status": "ok"' "$root/run/results.json") -eq 5 ]]
+echo "example plugin: built out of tree, installed, listed and run by the installed qexp"
