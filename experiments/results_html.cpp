@@ -16,6 +16,9 @@ namespace qexp {
 
 using nlohmann::json;
 using detail::fixed;
+using detail::format_ms;
+using detail::format_percent;
+using detail::format_points;
 using detail::html_escape;
 using detail::result_row;
 
@@ -475,18 +478,8 @@ std::string cell(const std::string& text, bool numeric = false) {
   return std::string(numeric ? "<td class=\"num\">" : "<td>") + html_escape(text) + "</td>";
 }
 
-std::string format_ms(const std::optional<double>& ms) {
-  if (!ms) return "-";
-  return fixed(*ms, *ms >= 100 ? 1 : *ms >= 1 ? 2 : 3);
-}
-std::string format_percent(const std::optional<double>& v) { return v ? fixed(*v * 100, 2) + "%" : "-"; }
-std::string format_points(const std::optional<double>& v) {
-  if (!v) return "-";
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%+.2f", *v * 100);
-  return std::string(buffer) == "-0.00" ? "+0.00" : buffer;
-}
-std::string format_times(const std::optional<double>& v, int decimals) { return v ? fixed(*v, decimals) + "\xC3\x97" : "-"; }
+// The HTML shows ratios with a real multiplication sign.
+std::string format_times(const std::optional<double>& v, int decimals) { return detail::format_times(v, decimals, "\xC3\x97"); }
 
 std::string summary_html(const std::vector<result_row>& rows, const std::vector<std::string>& colours,
                          const std::string& layer_prefix) {

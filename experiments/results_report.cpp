@@ -60,6 +60,22 @@ std::string fixed(const std::optional<double>& value, int decimals, const std::s
   return value ? fixed(*value, decimals) : missing;
 }
 
+std::string format_ms(const std::optional<double>& ms) {
+  if (!ms) return "-";
+  return fixed(*ms, *ms >= 100 ? 1 : *ms >= 1 ? 2 : 3);
+}
+std::string format_percent(const std::optional<double>& v) { return v ? fixed(*v * 100, 2) + "%" : "-"; }
+std::string format_points(const std::optional<double>& v) {
+  if (!v) return "-";
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%+.2f", *v * 100);
+  // "-0.00" for a tiny negative delta reads as a loss that is not there.
+  return std::string(buffer) == "-0.00" ? "+0.00" : buffer;
+}
+std::string format_times(const std::optional<double>& v, int decimals, const std::string& sign) {
+  return v ? fixed(*v, decimals) + sign : "-";
+}
+
 namespace {
 
 std::string plural(double n, const char* one, const char* many) {
@@ -239,6 +255,10 @@ std::vector<result_row> collect_rows(const std::vector<json>& runs) {
 }  // namespace detail
 
 using detail::fixed;
+using detail::format_ms;
+using detail::format_percent;
+using detail::format_points;
+using detail::format_times;
 using detail::result_row;
 
 // ---------------------------------------------------------------------------------------------
@@ -421,17 +441,6 @@ std::string results_csv(const std::vector<json>& runs) {
 
 namespace {
 
-std::string format_ms(double ms) { return fixed(ms, ms >= 100 ? 1 : ms >= 1 ? 2 : 3); }
-std::string format_ms(const std::optional<double>& ms) { return ms ? format_ms(*ms) : "-"; }
-std::string format_times(const std::optional<double>& v, int decimals) { return v ? fixed(*v, decimals) + "x" : "-"; }
-std::string format_percent(const std::optional<double>& v) { return v ? fixed(*v * 100, 2) + "%" : "-"; }
-std::string format_points(const std::optional<double>& v) {
-  if (!v) return "-";
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%+.2f", *v * 100);
-  // "-0.00" for a tiny negative delta reads as a loss that is not there.
-  return std::string(buffer) == "-0.00" ? "+0.00" : buffer;
-}
 // Two decimals, or three significant digits for parts too small to show that way (the scales of
 // a tiny model are 56 bytes).
 std::string format_mb(const std::optional<double>& bytes) {

@@ -81,6 +81,11 @@ std::string string_at(const nlohmann::json& j, std::initializer_list<const char*
 
 std::string fixed(double value, int decimals);
 std::string fixed(const std::optional<double>& value, int decimals, const std::string& missing = "-");
+// The cell formats every renderer shares; "-" for a missing value.
+std::string format_ms(const std::optional<double>& ms);             // 3 significant-ish digits
+std::string format_percent(const std::optional<double>& fraction);  // 0.8107 -> "81.07%"
+std::string format_points(const std::optional<double>& fraction);   // signed percentage points
+std::string format_times(const std::optional<double>& ratio, int decimals, const std::string& sign = "x");
 // "batch 1, 1 thread, 22 tokens" for a probe entry; "batch 1, 1 thread, 200 sentences, 25.1 mean
 // tokens" for a dataset entry.
 std::string latency_setting(const nlohmann::json& entry, bool dataset);
