@@ -46,6 +46,17 @@ std::vector<std::pair<std::string, schema_node>> common_experiment_fields(const 
   };
 }
 
+schema_node max_length_field() {
+  return schema_node::of(value_kind::integer, "tokens per sentence, [CLS] and [SEP] included")
+      .at_least(2)
+      .at_most(512)
+      .with_default(128);
+}
+
+schema_node sentence_limit_field(const std::string& which) {
+  return schema_node::of(value_kind::integer, "use the first N " + which + " (0: all)").at_least(0).with_default(0);
+}
+
 loaded_experiment load_experiment(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
   loaded_experiment out;
   out.source.file = file;

@@ -41,6 +41,10 @@ std::vector<std::string> experiment_kind_names();
 // The keys every kind shares (name, kind, description), to start each kind's schema with.
 std::vector<std::pair<std::string, schema_node>> common_experiment_fields(const std::string& kind);
 
+// Fields several kinds' data sections share, so they read and validate alike.
+schema_node max_length_field();                       // tokens per sentence, 2..512, default 128
+schema_node sentence_limit_field(const std::string& which);  // "use the first N <which> (0: all)"
+
 struct loaded_experiment {
   YAML::Node resolved;
   config_source source;

@@ -86,13 +86,8 @@ schema_node ptq_schema() {
                                             "SST-2 style TSV (`sentence<TAB>label`); also searched in QEXP_DATA_PATH")
                                 .with_default("sst2/dev.tsv")
                                 .existing()},
-                   {"max_length", schema_node::of(value_kind::integer, "tokens per sentence, [CLS] and [SEP] included")
-                                      .at_least(2)
-                                      .at_most(512)
-                                      .with_default(128)},
-                   {"limit", schema_node::of(value_kind::integer, "use the first N sentences (0: all)")
-                                 .at_least(0)
-                                 .with_default(0)},
+                   {"max_length", max_length_field()},
+                   {"limit", sentence_limit_field("sentences")},
                })},
       {"baseline", quantizer_schema("fp32", false)},
       {"quantizers", schema_node::list_of(quantizer_schema("", true), "the schemes compared with the baseline, in order")

@@ -23,16 +23,9 @@ schema_node train_schema() {
                    {"dev", schema_node::of(value_kind::data_path, "dev TSV, evaluated each epoch")
                                .with_default("sst2/dev.tsv")
                                .existing()},
-                   {"max_length", schema_node::of(value_kind::integer, "tokens per sentence, [CLS] and [SEP] included")
-                                      .at_least(2)
-                                      .at_most(512)
-                                      .with_default(128)},
-                   {"train_limit", schema_node::of(value_kind::integer, "use the first N training sentences (0: all)")
-                                       .at_least(0)
-                                       .with_default(0)},
-                   {"dev_limit", schema_node::of(value_kind::integer, "use the first N dev sentences (0: all)")
-                                     .at_least(0)
-                                     .with_default(0)},
+                   {"max_length", max_length_field()},
+                   {"train_limit", sentence_limit_field("training sentences")},
+                   {"dev_limit", sentence_limit_field("dev sentences")},
                })},
       {"vocab", schema_node::map_of({
                     {"file", schema_node::of(value_kind::string,

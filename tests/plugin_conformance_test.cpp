@@ -72,14 +72,6 @@ std::string sanitize(const std::string& text) {
   return out;
 }
 
-std::vector<std::string> split_choices(const char* choices) {
-  std::vector<std::string> out;
-  std::stringstream s(choices ? choices : "");
-  std::string part;
-  while (std::getline(s, part, '|')) out.push_back(part);
-  return out;
-}
-
 // Each plugin with its defaults, then each choice and boolean option changed one at a time, plus
 // a few combinations that exercise paths no single change reaches.
 std::vector<conformance_case> cases_for(const qexp_plugin_info& info) {
@@ -87,7 +79,7 @@ std::vector<conformance_case> cases_for(const qexp_plugin_info& info) {
   for (std::size_t i = 0; i < info.n_options; ++i) {
     const auto& spec = info.options[i];
     std::vector<std::string> values;
-    if (spec.type == option_type::choice) values = split_choices(spec.choices);
+    if (spec.type == option_type::choice) values = qexp::option_choices(spec);
     if (spec.type == option_type::boolean) values = {"true", "false"};
     for (const auto& v : values)
       if (v != spec.default_value) variants.push_back({{spec.name, v}});

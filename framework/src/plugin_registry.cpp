@@ -87,14 +87,6 @@ void check_info(const fs::path& file, const qexp_plugin_info* info) {
   }
 }
 
-std::vector<std::string> split_choices(const char* choices) {
-  std::vector<std::string> out;
-  std::stringstream s(choices ? choices : "");
-  std::string c;
-  while (std::getline(s, c, '|')) out.push_back(c);
-  return out;
-}
-
 // Returns the canonical text of `value` for option `o`, or throws naming what was expected.
 std::string canonical_option_value(const option_spec& o, const std::string& value, const std::string& who) {
   auto fail = [&](const std::string& expected, const std::string& suggestion = "") -> std::string {
@@ -121,7 +113,7 @@ std::string canonical_option_value(const option_spec& o, const std::string& valu
     case option_type::string:
       return value;
     case option_type::choice: {
-      auto choices = split_choices(o.choices);
+      auto choices = option_choices(o);
       if (std::find(choices.begin(), choices.end(), value) != choices.end()) return value;
       return fail("one of " + std::string(o.choices), did_you_mean(value, choices));
     }
@@ -130,6 +122,14 @@ std::string canonical_option_value(const option_spec& o, const std::string& valu
 }
 
 }  // namespace
+
+std::vector<std::string> option_choices(const option_spec& spec) {
+  std::vector<std::string> out;
+  std::stringstream s(spec.choices ? spec.choices : "");
+  std::string c;
+  while (std::getline(s, c, '|')) out.push_back(c);
+  return out;
+}
 
 const char* to_string(option_type type) {
   switch (type) {

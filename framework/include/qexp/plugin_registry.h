@@ -55,5 +55,7 @@ class plugin_registry {
 };
 
 const char* to_string(option_type type);
+// The values of a choice option ("per_tensor|per_channel" -> {per_tensor, per_channel}).
+std::vector<std::string> option_choices(const option_spec& spec);
 
 }  // namespace qexp
