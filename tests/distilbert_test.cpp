@@ -10,6 +10,8 @@
 #include <functional>
 #include <fstream>
 #include <iostream>
+#include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -143,6 +145,66 @@ TEST(distilbert, padding_does_not_change_a_text_s_logits) {
   mask.narrow(1, 0, static_cast<std::int64_t>(c.input_ids.size())).fill_(1);
   auto padded = model.forward(ids, mask);
   EXPECT_TRUE(at::allclose(alone, padded, 1e-5, 1e-5));
+}
+
+// Hugging Face's DistilBERT forward written plainly in the padded [B, T, D] layout (masked_fill
+// with the lowest float, softmax, every position computed), from the model's own float tensors:
+// an independent check of forward's packed rows, which skip padding.
+at::Tensor padded_reference_forward(const qexp::distilbert_classifier& model, const at::Tensor& ids,
+                                    const at::Tensor& mask) {
+  const auto& c = model.config();
+  std::map<std::string, at::Tensor> t;
+  for (const auto& [name, tensor] : model.non_linear_tensors()) t[name] = tensor;
+  const auto linear = [&](const std::string& name, const at::Tensor& x) {
+    const auto l = model.float_layer(name);
+    return at::linear(x, l.weight, l.bias);
+  };
+  const auto norm = [&](const std::string& name, const at::Tensor& x) {
+    return at::layer_norm(x, {c.dim}, t[name + ".weight"], t[name + ".bias"], 1e-12);
+  };
+  const std::int64_t batch = ids.size(0), tokens = ids.size(1), head_dim = c.head_dim();
+  at::Tensor x = at::embedding(t["distilbert.embeddings.word_embeddings.weight"], ids) +
+                 t["distilbert.embeddings.position_embeddings.weight"].narrow(0, 0, tokens);
+  x = norm("distilbert.embeddings.LayerNorm", x);
+  const auto heads = [&](const at::Tensor& y) { return y.view({batch, tokens, c.n_heads, head_dim}).transpose(1, 2); };
+  const at::Tensor masked = mask.eq(0).view({batch, 1, 1, tokens});
+  for (std::int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string p = "distilbert.transformer.layer." + std::to_string(i) + ".";
+    auto q = heads(linear(p + "attention.q_lin", x)) / std::sqrt(static_cast<double>(head_dim));
+    auto k = heads(linear(p + "attention.k_lin", x));
+    auto v = heads(linear(p + "attention.v_lin", x));
+    auto scores = at::matmul(q, k.transpose(2, 3)).masked_fill(masked, std::numeric_limits<float>::lowest());
+    auto context = at::matmul(at::softmax(scores, -1), v).transpose(1, 2).reshape({batch, tokens, c.dim});
+    x = norm(p + "sa_layer_norm", linear(p + "attention.out_lin", context) + x);
+    x = norm(p + "output_layer_norm", linear(p + "ffn.lin2", at::gelu(linear(p + "ffn.lin1", x))) + x);
+  }
+  return linear("classifier", at::relu(linear("pre_classifier", x.select(1, 0))));
+}
+
+TEST(distilbert, masks_with_holes_and_a_masked_first_token_match_the_padded_reference) {
+  auto model = qexp::distilbert_classifier::from_folder(golden_dir());
+  const auto cases = golden_cases();
+  const std::int64_t batch = 4, tokens = 12;
+  auto ids = at::zeros({batch, tokens}, at::kLong), mask = at::zeros({batch, tokens}, at::kLong);
+  for (std::int64_t b = 0; b < batch; ++b) {
+    const auto& text = cases[static_cast<std::size_t>(b)].input_ids;
+    const auto n = std::min<std::int64_t>(static_cast<std::int64_t>(text.size()), tokens);
+    ids[b].narrow(0, 0, n).copy_(at::tensor(text, at::kLong).narrow(0, 0, n));
+    mask[b].narrow(0, 0, n).fill_(1);
+  }
+  mask[1][3] = 0;                                       // a hole inside the text
+  mask[2].fill_(0), mask[2].narrow(0, 4, 5).fill_(1);   // left padding: position 0 masked
+  mask[3].fill_(1);                                     // no padding at all
+  const auto expected = padded_reference_forward(model, ids, mask);
+  const auto packed = model.forward(ids, mask);
+  EXPECT_TRUE(at::allclose(packed, expected, 1e-5, 1e-5)) << packed << expected;
+  std::size_t observed_rows = 0;
+  model.set_linear_observer([&](const std::string& name, const at::Tensor& in, const at::Tensor&) {
+    if (name.find("layer.1.ffn.lin1") != std::string::npos) observed_rows = static_cast<std::size_t>(in.size(0));
+  });
+  EXPECT_TRUE(at::allclose(model.forward(ids, mask), expected, 1e-5, 1e-5));
+  // Padding is not computed: the real tokens plus each masked position 0.
+  EXPECT_EQ(observed_rows, static_cast<std::size_t>(mask.sum().item<std::int64_t>() + 1));
 }
 
 // Writes a model folder with the golden config and the golden tensors after `edit`.

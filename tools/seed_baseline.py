@@ -195,13 +195,24 @@ def main():
     p.add_argument("--golden", help="Hugging Face reference logits (../shared/golden/*/expected.jsonl, also "
                    "usable as --ids): compare fp32 and INT8 batch-1 logits with its logits and "
                    "logits_dynamic_int8_onednn")
+    p.add_argument("--variants", default="fp32,int8",
+                   help="comma-separated subset of fp32,int8 to time (run-benchmarks.sh times each alone "
+                   "above one thread, so one variant's spinning pool threads cannot slow the other)")
     args = p.parse_args()
+    wanted = args.variants.split(",")
+    unknown = [v for v in wanted if v not in ("fp32", "int8")]
+    if unknown or not wanted:
+        p.error(f"--variants: expected a comma-separated subset of fp32,int8, found '{args.variants}'")
+    if args.qexp_logits and "fp32" not in wanted:
+        p.error("--qexp-logits compares the fp32 variant's logits: include fp32 in --variants")
+    if args.golden and wanted != ["fp32", "int8"]:
+        p.error("--golden compares both variants: --variants must be fp32,int8")
 
     torch.set_num_threads(args.threads)
     torch.backends.quantized.engine = "onednn"
     fp32, config = load_model(args.model)
     int8 = torch.quantization.quantize_dynamic(fp32, {nn.Linear}, dtype=torch.qint8)
-    variants = [("seed fp32", fp32), ("seed int8", int8)]
+    variants = [(f"seed {v}", {"fp32": fp32, "int8": int8}[v]) for v in ("fp32", "int8") if v in wanted]
     pad_id = config.get("pad_token_id", 0)
 
     rows = read_ids(args.ids, args.sentences)

@@ -83,11 +83,12 @@ class checked_reader {
 };
 
 // Scaled dot-product attention of one (sequence, head) pair, reading Q, K, V straight from the
-// Linear outputs ([tokens, row_stride] rows, this head's columns) and writing the context into
+// Linear outputs (rows of `row_stride` floats, this head's columns) and writing the context into
 // this head's columns of `out`: no reshapes, copies or [B, H, T, T] tensors. Every inner loop
 // runs over contiguous memory without a reduction (K is transposed into `kt` first), so it
-// vectorises without -ffast-math; target_clones picks the widest ISA at load time. Padding keys
-// get probability 0, which is what Hugging Face's lowest-value fill gives after the softmax.
+// vectorises without -ffast-math; target_clones picks the widest ISA at load time. Rows marked in
+// `key_is_padding` get probability 0 as keys, which is what Hugging Face's lowest-value fill gives
+// after the softmax.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_one_head(
     const float* q, const float* k, const float* v, float* out, std::int64_t tokens,
     std::int64_t head_dim, std::int64_t row_stride, const std::uint8_t* key_is_padding, float scale,
@@ -122,25 +123,69 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_one_hea
   }
 }
 
-// Multi-head attention over [B, T, D] float32 contiguous Q, K, V; returns the context [B, T, D].
+// The token rows a forward computes, packed: sequence b owns rows [start[b], start[b + 1]) of
+// every [rows, D] activation, in position order. A row is kept when its mask is 1, and position
+// 0 is always kept because the classifier reads it (a masked position 0 still attends to the
+// sequence's real tokens in Hugging Face's model, but is no key). Padding is never computed: a
+// padded batch costs what its real tokens cost.
+struct token_rows {
+  std::vector<std::int64_t> start;         // batch + 1 offsets
+  std::vector<std::int64_t> ids, positions;  // per row
+  std::vector<std::uint8_t> key_is_padding;  // per row; empty when every row is a key
+  std::int64_t count() const { return start.back(); }
+  std::int64_t sequences() const { return static_cast<std::int64_t>(start.size()) - 1; }
+};
+
+token_rows pack_token_rows(const at::Tensor& ids, const at::Tensor& mask) {
+  const std::int64_t batch = ids.size(0), tokens = ids.size(1);
+  const std::int64_t* id = ids.data_ptr<std::int64_t>();
+  const std::int64_t* m = mask.data_ptr<std::int64_t>();
+  token_rows rows;
+  rows.start.reserve(static_cast<std::size_t>(batch + 1));
+  rows.ids.reserve(static_cast<std::size_t>(batch * tokens));
+  rows.positions.reserve(static_cast<std::size_t>(batch * tokens));
+  bool masked_position0 = false;
+  rows.start.push_back(0);
+  for (std::int64_t b = 0; b < batch; ++b) {
+    for (std::int64_t t = 0; t < tokens; ++t) {
+      const std::int64_t i = b * tokens + t;
+      if (m[i] == 0 && t != 0) continue;
+      masked_position0 |= m[i] == 0;
+      rows.ids.push_back(id[i]);
+      rows.positions.push_back(t);
+    }
+    rows.start.push_back(static_cast<std::int64_t>(rows.ids.size()));
+  }
+  if (masked_position0) {
+    rows.key_is_padding.assign(rows.ids.size(), 0);
+    for (std::int64_t b = 0; b < batch; ++b)
+      rows.key_is_padding[static_cast<std::size_t>(rows.start[b])] = m[b * tokens] == 0;
+  }
+  return rows;
+}
+
+// Multi-head attention over packed rows: sequence b's queries, keys and values are rows
+// [rows.start[b], rows.start[b + 1]) of q, k and v ([rows, D] float32 contiguous). Returns the
+// context, [rows, D].
 at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                           const std::vector<std::uint8_t>& key_is_padding, std::int64_t heads) {
-  const std::int64_t batch = q.size(0), tokens = q.size(1), dim = q.size(2);
-  const std::int64_t head_dim = dim / heads;
+                           const token_rows& rows, std::int64_t heads) {
+  const std::int64_t dim = q.size(1), head_dim = dim / heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  at::Tensor context = at::empty({batch, tokens, dim}, q.options());
+  at::Tensor context = at::empty_like(q);
   const float* qp = q.data_ptr<float>();
   const float* kp = k.data_ptr<float>();
   const float* vp = v.data_ptr<float>();
   float* cp = context.data_ptr<float>();
-  const std::uint8_t* pad = key_is_padding.empty() ? nullptr : key_is_padding.data();
-  at::parallel_for(0, batch * heads, 1, [&](std::int64_t begin, std::int64_t end) {
-    std::vector<float> kt(static_cast<std::size_t>(head_dim * tokens)), p(static_cast<std::size_t>(tokens));
+  const std::uint8_t* pad = rows.key_is_padding.empty() ? nullptr : rows.key_is_padding.data();
+  std::int64_t longest = 0;
+  for (std::int64_t b = 0; b < rows.sequences(); ++b) longest = std::max(longest, rows.start[b + 1] - rows.start[b]);
+  at::parallel_for(0, rows.sequences() * heads, 1, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<float> kt(static_cast<std::size_t>(head_dim * longest)), p(static_cast<std::size_t>(longest));
     for (std::int64_t bh = begin; bh < end; ++bh) {
-      const std::int64_t b = bh / heads, h = bh % heads;
-      const std::int64_t offset = b * tokens * dim + h * head_dim;
+      const std::int64_t b = bh / heads, tokens = rows.start[b + 1] - rows.start[b];
+      const std::int64_t offset = rows.start[b] * dim + (bh % heads) * head_dim;
       attend_one_head(qp + offset, kp + offset, vp + offset, cp + offset, tokens, head_dim, dim,
-                      pad ? pad + b * tokens : nullptr, scale, kt.data(), p.data());
+                      pad ? pad + rows.start[b] : nullptr, scale, kt.data(), p.data());
     }
   });
   return context;
@@ -277,31 +322,25 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
   }
   // Without an observer nobody else holds the Linear outputs, so they are updated in place.
   const bool in_place = !observer_;
+  const token_rows rows = pack_token_rows(ids, attention_mask.to(at::kLong).contiguous());
+  const auto as_tensor = [](const std::vector<std::int64_t>& v) {
+    return at::from_blob(const_cast<std::int64_t*>(v.data()), {static_cast<std::int64_t>(v.size())}, at::kLong);
+  };
 
-  at::Tensor x = at::embedding(word_embeddings_, ids);  // [B, T, D]
-  x.add_(position_embeddings_.narrow(0, 0, tokens));
+  at::Tensor x = at::embedding(word_embeddings_, as_tensor(rows.ids));  // [rows, D]
+  x.add_(position_embeddings_.index_select(0, as_tensor(rows.positions)));
   x = at::layer_norm(x, {dim}, embed_norm_weight_, embed_norm_bias_, layer_norm_eps);
 
-  // Padding keys (mask 0) get probability 0 in the softmax, as Hugging Face's lowest-value fill
-  // gives; a batch without padding skips the masking altogether (empty vector).
-  std::vector<std::uint8_t> key_is_padding;
-  {
-    const at::Tensor mask = attention_mask.to(at::kLong).contiguous();
-    const std::int64_t* m = mask.data_ptr<std::int64_t>();
-    const std::int64_t n = mask.numel();
-    if (std::any_of(m, m + n, [](std::int64_t value) { return value == 0; })) {
-      key_is_padding.resize(static_cast<std::size_t>(n));
-      for (std::int64_t i = 0; i < n; ++i) key_is_padding[static_cast<std::size_t>(i)] = m[i] == 0;
-    }
-  }
-
+  // The last block runs on every row too, although the classifier reads position 0 only: a
+  // Linear with per-tensor dynamic activation ranges would give other numbers on fewer rows, and
+  // the plugin ABI does not say which Linears treat rows independently.
   for (std::int64_t b = 0; b < config_.n_layers; ++b) {
     const std::size_t base = static_cast<std::size_t>(b) * linears_per_block;
     const block_norms& norms = blocks_[b];
     const at::Tensor q = apply_linear(base + q_lin, x).contiguous();
     const at::Tensor k = apply_linear(base + k_lin, x).contiguous();
     const at::Tensor v = apply_linear(base + v_lin, x).contiguous();
-    const at::Tensor context = fused_attention(q, k, v, key_is_padding, heads);
+    const at::Tensor context = fused_attention(q, k, v, rows, heads);
     at::Tensor attended = apply_linear(base + out_lin, context);
     attended = in_place ? attended.add_(x) : attended.add(x);
     x = at::layer_norm(attended, {dim}, norms.sa_weight, norms.sa_bias, layer_norm_eps);
@@ -317,7 +356,9 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
   }
 
   const std::size_t head = static_cast<std::size_t>(config_.n_layers) * linears_per_block;
-  at::Tensor pooled = x.select(1, 0).contiguous();  // the [CLS] position
+  // The [CLS] rows, one per sequence.
+  const std::vector<std::int64_t> first_rows(rows.start.begin(), rows.start.end() - 1);
+  at::Tensor pooled = rows.count() == batch ? x : x.index_select(0, as_tensor(first_rows));
   at::Tensor pre = apply_linear(head, pooled);
   pre = in_place ? pre.relu_() : pre.relu();
   return apply_linear(head + 1, pre);

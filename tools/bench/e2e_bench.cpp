@@ -5,12 +5,14 @@
 //   e2e_bench --model DIR --ids ids.jsonl --threads 1 --out qexp.json [--sentences 200]
 //             [--batch 32] [--warmup 10] [--config fp32:backend=blas --config onednn-int8 ...]
 //             [--profile]
+//   e2e_bench --list-configs     (the default configurations, one per line)
 //
 // ids.jsonl is `qexp tokenize --json` output (one sentence per line), the file the seed pipeline
 // reads too, so both sides run identical token ids. Every configuration is built from the same
 // float model (each Linear replaced by the plugin's prepare) and the configurations are timed
 // alternately per input, so the ratios between them come from the same seconds of machine load.
-// Batch 1 runs each sentence alone (no padding); batch N pads to the longest in the batch.
+// Batch 1 runs each sentence alone (no padding); batch N pads to the longest in the batch, as the
+// seed does (qexp's forward then computes only the real tokens; the seed computes the padding too).
 // --profile adds a pass per configuration that attributes each forward's CPU time to its parts
 // (embeddings, attention, Linear, GELU, residual+LayerNorm, other) by timing each Linear through
 // a wrapper and charging the gap before it to what the model does there; tokenizer time is
@@ -66,10 +68,17 @@ struct options {
   std::vector<std::string> configs;
 };
 
+// Every float backend and INT8 plugin configuration the benchmark compares by default.
+const std::vector<std::string> default_configs = {"fp32:backend=blas", "fp32:backend=onednn",
+                                                  "dynamic-int8:granularity=per_tensor",
+                                                  "onednn-int8:granularity=per_channel",
+                                                  "onednn-int8:granularity=per_channel,activation_type=s8"};
+
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "e2e_bench: " << message
             << "\nusage: e2e_bench --model DIR --ids FILE --out FILE [--threads N] [--sentences N] "
-               "[--batch N] [--warmup N] [--config plugin[:key=value,...]]... [--profile]\n";
+               "[--batch N] [--warmup N] [--config plugin[:key=value,...]]... [--profile]\n"
+               "       e2e_bench --list-configs\n";
   std::exit(2);
 }
 
@@ -97,16 +106,15 @@ options parse_args(int argc, char** argv) {
     else if (a == "--threads") o.threads = static_cast<int>(count());
     else if (a == "--config") o.configs.push_back(value());
     else if (a == "--profile") o.profile = true;
+    else if (a == "--list-configs") {
+      for (const auto& c : default_configs) std::cout << c << "\n";
+      std::exit(0);
+    }
     else usage_error("unknown argument '" + a + "'");
   }
   if (o.model.empty() || o.ids.empty() || o.out.empty()) usage_error("--model, --ids and --out are required");
   if (o.threads < 1 || o.batch < 1 || o.sentences < 1) usage_error("--threads, --batch and --sentences must be >= 1");
-  if (o.configs.empty())
-    o.configs = {"fp32:backend=blas",
-                 "fp32:backend=onednn",
-                 "dynamic-int8:granularity=per_tensor",
-                 "onednn-int8:granularity=per_channel",
-                 "onednn-int8:granularity=per_channel,activation_type=s8"};
+  if (o.configs.empty()) o.configs = default_configs;
   return o;
 }
 

@@ -3,8 +3,11 @@
 # tools/bench/e2e_bench.cpp) against the seed pipeline (PyTorch eager + quantize_dynamic,
 # tools/seed_baseline.py) on the full-size random DistilBERT from `qexp init-model`, over the first
 # 200 SST-2 dev sentences: latency per sentence at batch 1 and throughput at batch 32, at 1 and 2
-# threads, qexp and seed alternated round by round. Writes docs/benchmarks.md (its closing notes,
-# below the marker line, are kept).
+# threads, qexp and seed alternated round by round. At 1 thread one qexp process alternates all its
+# configurations per input (ratios from the same seconds); above 1 thread every configuration, the
+# seed's two included, runs in a process of its own, because the pools of one (OpenBLAS, OpenMP)
+# spin after each call and take the cores from the next one. Writes docs/benchmarks.md (its closing
+# notes, below the marker line, are kept).
 #
 #   tools/bench/run-benchmarks.sh [--short] [--build DIR] [--rounds N] [--out FILE] [--reuse]
 #
@@ -64,24 +67,46 @@ started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 if ((reuse)); then
   rounds=$(ls "$work"/qexp-r*-t1.json | wc -l)
   command_line="${command_line/ --reuse/} (report and memory check redone with --reuse)"
+else
+  rm -f "$work"/qexp-r*-t*.json "$work"/seed-r*-t*.json
 fi
+mapfile -t qexp_configs < <("$bench" --list-configs)
 for ((r = 1; r <= rounds_to_run; r++)); do
   for t in $threads_list; do
     export OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t
     profile=()
     [[ $r == 1 && $t == 1 ]] && profile=(--profile)
     run_qexp() {
-      echo "== round $r, $t thread(s): qexp" >&2
-      "$bench" --model "$model" --ids "$work/ids.jsonl" --threads "$t" --sentences "$sentences" \
-        --batch "$batch" --warmup "$warmup" "${profile[@]}" --out "$work/qexp-r$r-t$t.json" >&2
+      local common=(--model "$model" --ids "$work/ids.jsonl" --threads "$t" --sentences "$sentences"
+                    --batch "$batch" --warmup "$warmup")
+      if ((t == 1)); then
+        echo "== round $r, $t thread: qexp, every configuration in one process" >&2
+        "$bench" "${common[@]}" "${profile[@]}" --out "$work/qexp-r$r-t$t.json" >&2
+      else
+        local i
+        for i in "${!qexp_configs[@]}"; do
+          echo "== round $r, $t threads: qexp ${qexp_configs[i]}, alone" >&2
+          "$bench" "${common[@]}" --config "${qexp_configs[i]}" --out "$work/qexp-r$r-t$t-c$i.json" >&2
+        done
+      fi
     }
     run_seed() {
-      echo "== round $r, $t thread(s): seed" >&2
-      local compare=()
-      [[ -f $work/qexp-r$r-t$t.json ]] && compare=(--qexp-logits "$work/qexp-r$r-t$t.json")
-      "$python" "$root/tools/seed_baseline.py" --model "$model" --ids "$work/ids.jsonl" --threads "$t" \
-        --sentences "$sentences" --batch "$batch" --warmup "$warmup" "${compare[@]}" \
-        --out "$work/seed-r$r-t$t.json" >&2
+      local common=("$root/tools/seed_baseline.py" --model "$model" --ids "$work/ids.jsonl" --threads "$t"
+                    --sentences "$sentences" --batch "$batch" --warmup "$warmup")
+      if ((t == 1)); then
+        echo "== round $r, $t thread: seed, fp32 and int8 in one process" >&2
+        local compare=()
+        [[ -f $work/qexp-r$r-t$t.json ]] && compare=(--qexp-logits "$work/qexp-r$r-t$t.json")
+        "$python" "${common[@]}" "${compare[@]}" --out "$work/seed-r$r-t$t.json" >&2
+      else
+        local v compare
+        for v in fp32 int8; do
+          echo "== round $r, $t threads: seed $v, alone" >&2
+          compare=()  # the first qexp configuration is fp32 (e2e_bench --list-configs)
+          [[ $v == fp32 && -f $work/qexp-r$r-t$t-c0.json ]] && compare=(--qexp-logits "$work/qexp-r$r-t$t-c0.json")
+          "$python" "${common[@]}" --variants "$v" "${compare[@]}" --out "$work/seed-r$r-t$t-$v.json" >&2
+        done
+      fi
     }
     # qexp first in odd rounds and second in even ones, so neither always runs on a warmer machine.
     if ((r % 2)); then run_qexp; run_seed; else run_seed; run_qexp; fi
@@ -108,7 +133,17 @@ threads_list = [int(t) for t in threads_list.split()]
 marker = "<!-- notes below this line are kept when the benchmark rewrites this file -->"
 
 def load(kind, t):
-    return [json.load(open(p)) for p in sorted(glob.glob(f"{work}/{kind}-r*-t{t}.json"))]
+    """One report per round: above one thread each configuration ran in its own process
+    ({kind}-rR-tT-X.json), and their variants are merged into the round's report."""
+    by_round = {}
+    for p in sorted(glob.glob(f"{work}/{kind}-r*-t{t}.json") + glob.glob(f"{work}/{kind}-r*-t{t}-*.json")):
+        r = int(re.match(rf"{kind}-r(\d+)-", os.path.basename(p)).group(1))
+        report = json.load(open(p))
+        if r in by_round:
+            by_round[r]["variants"].update(report["variants"])
+        else:
+            by_round[r] = report
+    return [by_round[r] for r in sorted(by_round)]
 
 rows = {}  # (threads, variant) -> stats
 meta = {}
@@ -162,8 +197,10 @@ L.append(f"- Inputs: first {first['sentences']} SST-2 dev sentences, mean {first
          f"([CLS] and [SEP] included), token ids from `qexp tokenize --json`, read by both sides.")
 L.append(f"- Seed: Debian's torch {seed_first['torch']}, quantize_dynamic on engine `{seed_first['engine']}`. "
          f"Its fp32 logits against qexp's: max |diff| = {seed_first.get('fp32_logits_max_abs_diff', float('nan')):.2g}.")
-L.append(f"- {rounds} round(s); per round and thread count one qexp process (all its configurations "
+L.append(f"- {rounds} round(s). At 1 thread, per round one qexp process (all its configurations "
          "alternated per input) and one seed process (fp32 and INT8 alternated), their order swapped every round. "
+         "Above 1 thread every configuration runs in a process of its own (seed fp32 and seed int8 too), "
+         "so that no configuration's spinning pool threads (OpenBLAS, OpenMP) take cores from another. "
          "Threads: `qexp::set_compute_threads` / `torch.set_num_threads`, and OMP_NUM_THREADS = OPENBLAS_NUM_THREADS.")
 L.append("- Latency: wall time of one forward (token ids to logits), median over sentences and rounds; "
          "cpu = the process's CPU time over the same forward (all its threads; steadier under load). Throughput: sentences / "
@@ -180,7 +217,8 @@ for t in threads_list:
         if tt != t:
             continue
         cpu = f"{r['cpu']:.2f}" if r["cpu"] is not None else "-"
-        diff = f"{r['diff']:.2g}" if r["diff"] is not None else "-"
+        d = rows.get((t1, name), r)["diff"]  # measured in the 1-thread process, against its first configuration
+        diff = f"{d:.2g}" if d is not None else "-"
         L.append(f"| {name}{' **(fastest INT8)**' if name == fastest else ''} | {r['b1']:.2f} | {r['mean']:.2f} | {cpu} | "
                  f"{r['tput']:.2f} | {r['tput_cpu']:.2f} | {s8['b1'] / r['b1']:.2f}x / {s8['cpu'] / r['cpu']:.2f}x | "
                  f"{r['tput'] / s8['tput']:.2f}x / {r['tput_cpu'] / s8['tput_cpu']:.2f}x | {diff} |")
