@@ -5,3 +5,7 @@ find_package(spdlog REQUIRED)
 find_package(Threads REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json REQUIRED)
+# ATen's at::parallel_for is a header template that runs in parallel only in code compiled with
+# OpenMP (otherwise it calls the body once, serially), so qexp and every plugin compile with the
+# OpenMP libtorch uses (GNU libgomp).
+find_package(OpenMP REQUIRED)

@@ -13,10 +13,10 @@
 // alternately per input, so the ratios between them come from the same seconds of machine load.
 // Batch 1 runs each sentence alone (no padding); batch N pads to the longest in the batch, as the
 // seed does (qexp's forward then computes only the real tokens; the seed computes the padding too).
-// --profile adds a pass per configuration that attributes each forward's CPU time to its parts
-// (embeddings, attention, Linear, GELU, residual+LayerNorm, other) by timing each Linear through
-// a wrapper and charging the gap before it to what the model does there; tokenizer time is
-// measured separately on the sentence texts.
+// --profile adds a pass per configuration that attributes each forward's time (thread CPU time at
+// one thread, wall time above) to its parts (embeddings, attention, Linear, GELU,
+// residual+LayerNorm, other) by timing each Linear through a wrapper and charging the gap before
+// it to what the model does there; tokenizer time is measured separately on the sentence texts.
 //
 // This is a plain program with its own main (linked with Google Benchmark like every *_bench.cpp,
 // but Google Benchmark's repetition model does not fit interleaved configurations).
@@ -163,11 +163,12 @@ std::vector<sentence> read_ids(const fs::path& path, std::size_t count) {
 // Times each Linear it wraps and charges the wall time between consecutive Linears to the part
 // of the forward that runs there (distilbert.cpp's order: q, k, v, attention, out_lin,
 // residual+LayerNorm, lin1, GELU, lin2, residual+LayerNorm; then pre_classifier, ReLU, classifier).
-// Counts this thread's CPU time, not wall time: with one compute thread every part runs on the
-// calling thread, and CPU time does not count the time other jobs on a shared machine take.
-double thread_cpu_ms() {
+// At one thread it counts this thread's CPU time: every part runs on the calling thread, and CPU
+// time does not count the time other jobs on a shared machine take. Above one thread the parts
+// run on the pool too, so it counts wall time.
+double profile_ms() {
   timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  clock_gettime(at::get_num_threads() == 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &t);
   return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
 }
 
@@ -193,7 +194,7 @@ struct part_clock {
   }
   void begin_forward() {
     last = start;
-    mark = thread_cpu_ms();
+    mark = profile_ms();
   }
   void enter(role r, double now) {
     const double gap = now - mark;
@@ -208,7 +209,7 @@ struct part_clock {
     last = r;
     mark = now;
   }
-  void end_forward() { ms["other"] += thread_cpu_ms() - mark; }
+  void end_forward() { ms["other"] += profile_ms() - mark; }
 };
 
 class timed_linear final : public qexp::packed_linear {
@@ -216,10 +217,10 @@ class timed_linear final : public qexp::packed_linear {
   timed_linear(std::shared_ptr<qexp::packed_linear> inner, part_clock::role role, part_clock* clock)
       : inner_(std::move(inner)), role_(role), clock_(clock) {}
   at::Tensor forward(const at::Tensor& x) override {
-    const double entered = thread_cpu_ms();
+    const double entered = profile_ms();
     clock_->enter(role_, entered);
     at::Tensor y = inner_->forward(x);
-    clock_->leave(role_, entered, thread_cpu_ms());
+    clock_->leave(role_, entered, profile_ms());
     return y;
   }
   std::size_t packed_bytes() const override { return inner_->packed_bytes(); }
@@ -381,11 +382,11 @@ int main(int argc, char** argv) try {
       clock.ms.clear();
       double total = 0;
       for (std::size_t i = 0; i < singles.size(); ++i) {
-        const double t0 = thread_cpu_ms();
+        const double t0 = profile_ms();
         clock.begin_forward();
         timed.forward(singles[i], single_masks[i]);
         clock.end_forward();
-        total += thread_cpu_ms() - t0;
+        total += profile_ms() - t0;
       }
       nlohmann::ordered_json parts;
       const double n = static_cast<double>(singles.size());
@@ -396,11 +397,11 @@ int main(int argc, char** argv) try {
       clock.ms.clear();
       total = 0;
       for (const auto& [ids, mask] : batches) {
-        const double t0 = thread_cpu_ms();
+        const double t0 = profile_ms();
         clock.begin_forward();
         timed.forward(ids, mask);
         clock.end_forward();
-        total += thread_cpu_ms() - t0;
+        total += profile_ms() - t0;
       }
       nlohmann::ordered_json batch_parts;
       batch_parts["forward"] = total / n;

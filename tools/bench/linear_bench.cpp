@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -175,7 +176,9 @@ void register_all(const qexp::plugin_registry& registry) {
 
 int main(int argc, char** argv) {
   // Every number in docs/plugins.md is single-threaded: libtorch's pool and OpenBLAS's own.
-  qexp::set_compute_threads(1);
+  // QEXP_BENCH_THREADS=N measures how a kernel scales.
+  const char* threads = std::getenv("QEXP_BENCH_THREADS");
+  qexp::set_compute_threads(threads ? std::max(1, std::atoi(threads)) : 1);
   benchmark::Initialize(&argc, argv);
   qexp::plugin_registry registry;
   try {

@@ -75,7 +75,7 @@ for ((r = 1; r <= rounds_to_run; r++)); do
   for t in $threads_list; do
     export OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t
     profile=()
-    [[ $r == 1 && $t == 1 ]] && profile=(--profile)
+    [[ $r == 1 ]] && profile=(--profile)
     run_qexp() {
       local common=(--model "$model" --ids "$work/ids.jsonl" --threads "$t" --sentences "$sentences"
                     --batch "$batch" --warmup "$warmup")
@@ -86,7 +86,7 @@ for ((r = 1; r <= rounds_to_run; r++)); do
         local i
         for i in "${!qexp_configs[@]}"; do
           echo "== round $r, $t threads: qexp ${qexp_configs[i]}, alone" >&2
-          "$bench" "${common[@]}" --config "${qexp_configs[i]}" --out "$work/qexp-r$r-t$t-c$i.json" >&2
+          "$bench" "${common[@]}" "${profile[@]}" --config "${qexp_configs[i]}" --out "$work/qexp-r$r-t$t-c$i.json" >&2
         done
       fi
     }
@@ -140,7 +140,9 @@ def load(kind, t):
         r = int(re.match(rf"{kind}-r(\d+)-", os.path.basename(p)).group(1))
         report = json.load(open(p))
         if r in by_round:
-            by_round[r]["variants"].update(report["variants"])
+            for key in ("variants", "profile_ms_per_sentence", "profile_batchN_ms_per_sentence"):
+                if key in report:
+                    by_round[r].setdefault(key, {}).update(report[key])
         else:
             by_round[r] = report
     return [by_round[r] for r in sorted(by_round)]
@@ -274,6 +276,17 @@ if fastest in prof:
             if part != "forward":
                 L.append(f"| {part} | {ms:.3f} | {100 * ms / pb['forward']:.1f}% |")
         L.append(f"| **forward** | {pb['forward']:.3f} | 100% |")
+        L.append("")
+    pt = meta[t2]["qexp"][0].get("profile_batchN_ms_per_sentence", {}).get(fastest) if t2 != t1 else None
+    if pt:
+        L.append(f"And over the padded batches of {batch} at {t2} threads ({fastest} alone in its process; "
+                 "wall ms per sentence, since the parts run on the whole pool):\n")
+        L.append("| part | ms | share |")
+        L.append("| --- | ---: | ---: |")
+        for part, ms in pt.items():
+            if part != "forward":
+                L.append(f"| {part} | {ms:.3f} | {100 * ms / pt['forward']:.1f}% |")
+        L.append(f"| **forward** | {pt['forward']:.3f} | 100% |")
         L.append("")
     L.append("Every configuration's profile (ms per sentence, batch 1, 1 thread):\n")
     parts = list(p.keys())
