@@ -207,6 +207,26 @@ TEST(distilbert, masks_with_holes_and_a_masked_first_token_match_the_padded_refe
   EXPECT_EQ(observed_rows, static_cast<std::size_t>(mask.sum().item<std::int64_t>() + 1));
 }
 
+TEST(distilbert, wide_heads_and_long_sequences_match_the_padded_reference) {
+  // The golden model's heads are 8 wide; this one's are 64 (DistilBERT-base's width), and its
+  // sequences run past several 16-key tiles of the attention kernel.
+  qexp::distilbert_config c;
+  c.dim = 128, c.n_layers = 2, c.n_heads = 2, c.hidden_dim = 256, c.vocab_size = 500;
+  auto model = qexp::distilbert_classifier::random(c, 7);
+  const std::int64_t batch = 3, tokens = 45;
+  auto ids = at::randint(1, c.vocab_size, {batch, tokens}, at::kLong);
+  auto mask = at::ones({batch, tokens}, at::kLong);
+  mask[0].narrow(0, 17, tokens - 17).fill_(0);
+  mask[1].narrow(0, 33, tokens - 33).fill_(0);
+  const auto expected = padded_reference_forward(model, ids, mask);
+  EXPECT_TRUE(at::allclose(model.forward(ids, mask), expected, 1e-5, 1e-5));
+  for (std::int64_t b = 0; b < batch; ++b) {  // and each sequence alone, unpadded
+    const auto length = mask[b].sum().item<std::int64_t>();
+    const auto alone = model.forward(ids[b].narrow(0, 0, length).unsqueeze(0));
+    EXPECT_TRUE(at::allclose(alone[0], expected[b], 1e-5, 1e-5)) << "sequence " << b;
+  }
+}
+
 // Writes a model folder with the golden config and the golden tensors after `edit`.
 void write_edited_folder(const fs::path& dir,
                          const std::function<void(std::vector<std::pair<std::string, at::Tensor>>&)>& edit) {
