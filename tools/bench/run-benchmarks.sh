@@ -267,27 +267,22 @@ if fastest in prof:
             L.append(f"| {part} | {ms:.3f} | {100 * ms / total:.1f}% |")
     L.append(f"| **total (forward {p['forward']:.3f} + tokenizer)** | {total:.3f} | 100% |")
     L.append("")
+    def split_table(heading, parts):
+        L.append(heading + "\n")
+        L.append("| part | ms | share |")
+        L.append("| --- | ---: | ---: |")
+        for part, ms in parts.items():
+            if part != "forward":
+                L.append(f"| {part} | {ms:.3f} | {100 * ms / parts['forward']:.1f}% |")
+        L.append(f"| **forward** | {parts['forward']:.3f} | 100% |")
+        L.append("")
     pb = first.get("profile_batchN_ms_per_sentence", {}).get(fastest)
     if pb:
-        L.append(f"The same split over the padded batches of {batch} ({fastest}, 1 thread, CPU ms per sentence):\n")
-        L.append("| part | ms | share |")
-        L.append("| --- | ---: | ---: |")
-        for part, ms in pb.items():
-            if part != "forward":
-                L.append(f"| {part} | {ms:.3f} | {100 * ms / pb['forward']:.1f}% |")
-        L.append(f"| **forward** | {pb['forward']:.3f} | 100% |")
-        L.append("")
+        split_table(f"The same split over the padded batches of {batch} ({fastest}, 1 thread, CPU ms per sentence):", pb)
     pt = meta[t2]["qexp"][0].get("profile_batchN_ms_per_sentence", {}).get(fastest) if t2 != t1 else None
     if pt:
-        L.append(f"And over the padded batches of {batch} at {t2} threads ({fastest} alone in its process; "
-                 "wall ms per sentence, since the parts run on the whole pool):\n")
-        L.append("| part | ms | share |")
-        L.append("| --- | ---: | ---: |")
-        for part, ms in pt.items():
-            if part != "forward":
-                L.append(f"| {part} | {ms:.3f} | {100 * ms / pt['forward']:.1f}% |")
-        L.append(f"| **forward** | {pt['forward']:.3f} | 100% |")
-        L.append("")
+        split_table(f"And over the padded batches of {batch} at {t2} threads ({fastest} alone in its process; "
+                    "wall ms per sentence, since the parts run on the whole pool):", pt)
     L.append("Every configuration's profile (ms per sentence, batch 1, 1 thread):\n")
     parts = list(p.keys())
     L.append("| configuration | " + " | ".join(parts) + " |")
