@@ -207,6 +207,17 @@ TEST(distilbert, masks_with_holes_and_a_masked_first_token_match_the_padded_refe
   EXPECT_EQ(observed_rows, static_cast<std::size_t>(mask.sum().item<std::int64_t>() + 1));
 }
 
+TEST(distilbert, a_sequence_masked_entirely_gives_finite_logits_and_leaves_the_others_alone) {
+  auto model = qexp::distilbert_classifier::from_folder(golden_dir());
+  const auto text = golden_cases()[1].input_ids;
+  auto ids = at::stack({at::tensor(text, at::kLong), at::tensor(text, at::kLong)});
+  auto mask = at::ones_like(ids);
+  mask[1].fill_(0);
+  const auto logits = model.forward(ids, mask);
+  EXPECT_TRUE(at::isfinite(logits).all().item<bool>()) << logits;
+  EXPECT_TRUE(at::allclose(logits[0], model.forward(ids_tensor(text))[0], 1e-5, 1e-5));
+}
+
 TEST(distilbert, wide_heads_and_long_sequences_match_the_padded_reference) {
   // The golden model's heads are 8 wide; this one's are 64 (DistilBERT-base's width), and its
   // sequences run past several 16-key tiles of the attention kernel.

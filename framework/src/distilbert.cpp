@@ -176,7 +176,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_one_hea
       for (std::int64_t j = 0; j < tokens; ++j) pi[j] = key_is_padding[j] ? 0.0f : pi[j];
     float sum = 0.0f;
     for (std::int64_t j = 0; j < tokens; ++j) sum += pi[j];
-    const float inv = 1.0f / sum;
+    // A sequence whose mask is all 0 has no key at all: its context is 0 rather than NaN.
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     for (std::int64_t j = 0; j < tokens; ++j) pi[j] *= inv;
   }
   for (std::int64_t i0 = 0; i0 < rows; i0 += R)
