@@ -87,8 +87,11 @@ class checked_reader {
 // two AVX2 ones; GCC's generic vectors lower to whatever the clone's ISA has).
 constexpr std::int64_t attention_rows = 4, attention_lanes = 16;
 typedef float lanes16 __attribute__((vector_size(attention_lanes * sizeof(float))));
+static_assert(attention_rows == 4, "attend_one_head unrolls four accumulators");
 
-std::int64_t round_up(std::int64_t n, std::int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+std::int64_t round_up(std::int64_t n, std::int64_t multiple) {
+  return (n + multiple - 1) / multiple * multiple;
+}
 
 // Floats of scratch attend_one_head needs for sequences of up to `tokens` tokens.
 std::size_t attention_scratch_floats(std::int64_t tokens, std::int64_t head_dim) {
@@ -258,7 +261,8 @@ at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::T
   float* cp = context.data_ptr<float>();
   const std::uint8_t* pad = rows.key_is_padding.empty() ? nullptr : rows.key_is_padding.data();
   std::int64_t longest = 0;
-  for (std::int64_t b = 0; b < rows.sequences(); ++b) longest = std::max(longest, rows.start[b + 1] - rows.start[b]);
+  for (std::int64_t b = 0; b < rows.sequences(); ++b)
+    longest = std::max(longest, rows.start[b + 1] - rows.start[b]);
   at::parallel_for(0, rows.sequences() * heads, 1, [&](std::int64_t begin, std::int64_t end) {
     std::vector<float> scratch(attention_scratch_floats(longest, head_dim));
     for (std::int64_t bh = begin; bh < end; ++bh) {
@@ -407,7 +411,8 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
   const bool in_place = !observer_;
   const token_rows rows = pack_token_rows(ids, attention_mask.to(at::kLong).contiguous());
   const auto as_tensor = [](const std::vector<std::int64_t>& v) {
-    return at::from_blob(const_cast<std::int64_t*>(v.data()), {static_cast<std::int64_t>(v.size())}, at::kLong);
+    return at::from_blob(const_cast<std::int64_t*>(v.data()), {static_cast<std::int64_t>(v.size())},
+                         at::kLong);
   };
 
   at::Tensor x = at::embedding(word_embeddings_, as_tensor(rows.ids));  // [rows, D]
