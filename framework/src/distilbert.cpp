@@ -87,10 +87,28 @@ class checked_reader {
 // two AVX2 ones; GCC's generic vectors lower to whatever the clone's ISA has).
 constexpr std::int64_t attention_rows = 4, attention_lanes = 16;
 typedef float lanes16 __attribute__((vector_size(attention_lanes * sizeof(float))));
-static_assert(attention_rows == 4, "attend_one_head unrolls four accumulators");
+static_assert(attention_rows == 4, "multiply_tile unrolls four accumulators");
 
 std::int64_t round_up(std::int64_t n, std::int64_t multiple) {
   return (n + multiple - 1) / multiple * multiple;
+}
+
+// acc[r] = sum over i < count of a[r * a_row_stride + i] * b[i * b_stride .. + 16], for r < 4: the
+// register tile both of attention's products run on (scores Q K^T and context P V). Inlined into
+// each of attend_one_head's ISA clones.
+__attribute__((always_inline)) inline void multiply_tile(const float* a, std::int64_t a_row_stride,
+                                                         const float* b, std::int64_t b_stride,
+                                                         std::int64_t count, lanes16 (&acc)[4]) {
+  lanes16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  for (std::int64_t i = 0; i < count; ++i) {
+    lanes16 bi;
+    std::memcpy(&bi, b + i * b_stride, sizeof bi);
+    a0 += a[i] * bi;
+    a1 += a[a_row_stride + i] * bi;
+    a2 += a[2 * a_row_stride + i] * bi;
+    a3 += a[3 * a_row_stride + i] * bi;
+  }
+  acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
 }
 
 // Floats of scratch attend_one_head needs for sequences of up to `tokens` tokens.
@@ -131,21 +149,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_one_hea
   }
   for (std::int64_t i0 = 0; i0 < rows; i0 += R)
     for (std::int64_t j0 = 0; j0 < keys; j0 += L) {
-      lanes16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
-      const float* q0 = qs + i0 * d;
-      for (std::int64_t c = 0; c < d; ++c) {
-        lanes16 kc;
-        std::memcpy(&kc, kt + c * keys + j0, sizeof kc);
-        a0 += q0[c] * kc;
-        a1 += q0[d + c] * kc;
-        a2 += q0[2 * d + c] * kc;
-        a3 += q0[3 * d + c] * kc;
-      }
-      float* p0 = p + i0 * keys + j0;
-      std::memcpy(p0, &a0, sizeof a0);
-      std::memcpy(p0 + keys, &a1, sizeof a1);
-      std::memcpy(p0 + 2 * keys, &a2, sizeof a2);
-      std::memcpy(p0 + 3 * keys, &a3, sizeof a3);
+      lanes16 scores[R];
+      multiply_tile(qs + i0 * d, d, kt + j0, keys, d, scores);
+      for (std::int64_t r = 0; r < R; ++r)
+        std::memcpy(p + (i0 + r) * keys + j0, &scores[r], sizeof scores[r]);
     }
   for (std::int64_t i = 0; i < rows; ++i) {
     float* pi = p + i * keys;
@@ -185,17 +192,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_one_hea
   }
   for (std::int64_t i0 = 0; i0 < rows; i0 += R)
     for (std::int64_t c0 = 0; c0 < lanes; c0 += L) {
-      lanes16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
-      const float* p0 = p + i0 * keys;
-      for (std::int64_t j = 0; j < tokens; ++j) {
-        lanes16 vj;
-        std::memcpy(&vj, vs + j * lanes + c0, sizeof vj);
-        a0 += p0[j] * vj;
-        a1 += p0[keys + j] * vj;
-        a2 += p0[2 * keys + j] * vj;
-        a3 += p0[3 * keys + j] * vj;
-      }
-      const lanes16 context[R] = {a0, a1, a2, a3};
+      lanes16 context[R];
+      multiply_tile(p + i0 * keys, keys, vs + c0, lanes, tokens, context);
       for (std::int64_t r = 0; r < R && i0 + r < tokens; ++r) {
         float* o = out + (i0 + r) * row_stride + c0;
         if (c0 + L <= d)
