@@ -74,6 +74,7 @@ loaded_experiment load_experiment(const std::filesystem::path& file, const std::
   }
   out.kind = &find_experiment_kind(kind);
   out.resolved = resolve_config(document, out.kind->schema(), out.source);
+  if (out.kind->check) out.kind->check(out.resolved, out.source);
   return out;
 }
 

@@ -25,8 +25,13 @@ struct experiment_kind {
   std::string name;
   std::string summary;
   std::function<schema_node()> schema;
+  // Cross-key checks the schema cannot express, without files or plugins (e.g. an entry gives a
+  // plugin or rules, not both); load_experiment runs them, so --dry-run fails on them too.
+  std::function<void(const YAML::Node& resolved, const config_source& source)> check;
   // Semantic checks the schema cannot do (plugins exist, their options are valid, files exist).
-  std::function<void(const YAML::Node& resolved, const config_source& source, const plugin_registry& plugins)> validate;
+  // Returns notes for the user, e.g. which sites each recipe rule got ("" when none).
+  std::function<std::string(const YAML::Node& resolved, const config_source& source, const plugin_registry& plugins)>
+      validate;
   // Runs the experiment; returns the process exit code.
   std::function<int(const YAML::Node& resolved, const config_source& source, const run_request& request)> run;
 };

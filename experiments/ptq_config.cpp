@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "experiment.h"
+#include "qexp/errors.h"
 
 namespace qexp {
 
@@ -11,24 +12,41 @@ const char* const default_probe_text =
 
 namespace {
 
-schema_node quantizer_schema(const std::string& default_plugin, bool plugin_required) {
-  schema_node plugin = schema_node::of(value_kind::string, "plugin id, as `qexp plugins` lists it");
-  if (plugin_required) plugin.is_required();
-  else plugin.with_default(default_plugin);
+schema_node layers_schema() {
   return schema_node::map_of({
-      {"plugin", plugin},
-      {"label", schema_node::of(value_kind::string, "row name in the results (default: plugin and options)")
+      {"include", schema_node::list_of(schema_node::of(value_kind::string),
+                                       "globs on site names (Hugging Face module names); a site must match one")
+                      .with_default(std::vector<std::string>{"*"})},
+      {"exclude", schema_node::list_of(schema_node::of(value_kind::string),
+                                       "globs of sites kept in fp32, e.g. \"*classifier\"")
+                      .with_default(YAML::Node(YAML::NodeType::Sequence))},
+  });
+}
+
+schema_node options_schema() {
+  return schema_node::of(value_kind::scalar_map, "the plugin's options (see `qexp plugins`)")
+      .with_default(YAML::Node(YAML::NodeType::Map));
+}
+
+schema_node quantizer_schema(const std::string& default_plugin) {
+  schema_node rule = schema_node::map_of({
+      {"layers", layers_schema()},
+      {"plugin", schema_node::of(value_kind::string, "plugin id, as `qexp plugins` lists it").is_required()},
+      {"options", options_schema()},
+  });
+  return schema_node::map_of({
+      {"plugin", schema_node::of(value_kind::string,
+                                 "plugin id, as `qexp plugins` lists it (a one-rule recipe; or give `rules`)")
+                     .with_default(default_plugin)},
+      {"label", schema_node::of(value_kind::string, "row name in the results (default: plugins and options)")
                     .with_default("")},
-      {"options", schema_node::of(value_kind::scalar_map, "the plugin's options (see `qexp plugins`)")
-                      .with_default(YAML::Node(YAML::NodeType::Map))},
-      {"layers", schema_node::map_of({
-                     {"include", schema_node::list_of(schema_node::of(value_kind::string),
-                                                      "globs on Hugging Face module names; a layer must match one")
-                                     .with_default(std::vector<std::string>{"*"})},
-                     {"exclude", schema_node::list_of(schema_node::of(value_kind::string),
-                                                      "globs of layers kept in fp32, e.g. \"*classifier\"")
-                                     .with_default(YAML::Node(YAML::NodeType::Sequence))},
-                 })},
+      {"options", options_schema()},
+      {"layers", layers_schema()},
+      {"rules", schema_node::list_of(rule,
+                                     "a recipe: each site (every Linear, the word and position embedding tables) "
+                                     "takes the first rule that matches it and whose plugin handles its kind; "
+                                     "unmatched sites stay fp32")
+                    .with_default(YAML::Node(YAML::NodeType::Sequence))},
   });
 }
 
@@ -38,31 +56,55 @@ std::vector<int> int_list(const YAML::Node& n) {
   return out;
 }
 
-std::string default_label(const quantizer_entry& q) {
-  std::ostringstream label;
-  label << q.plugin;
-  for (const auto& [k, v] : q.options) label << " " << k << "=" << v;
-  if (q.layers.include != std::vector<std::string>{"*"}) {
-    label << " include=";
-    for (const auto& p : q.layers.include) label << p << (&p == &q.layers.include.back() ? "" : ",");
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
+  return out;
+}
+
+std::string default_label(const recipe& r) {
+  std::vector<std::string> parts;
+  for (const auto& rule : r.rules) {
+    std::ostringstream label;
+    label << rule.plugin;
+    for (const auto& [k, v] : rule.options) label << " " << k << "=" << v;
+    if (rule.layers.include != std::vector<std::string>{"*"}) label << " include=" << join(rule.layers.include, ",");
+    if (!rule.layers.exclude.empty()) label << " exclude=" << join(rule.layers.exclude, ",");
+    parts.push_back(label.str());
   }
-  if (!q.layers.exclude.empty()) {
-    label << " exclude=";
-    for (const auto& p : q.layers.exclude) label << p << (&p == &q.layers.exclude.back() ? "" : ",");
-  }
-  return label.str();
+  return join(parts, " + ");
+}
+
+recipe_rule rule_from(const YAML::Node& n, const config_source& source, const std::string& key) {
+  recipe_rule rule;
+  rule.plugin = n["plugin"].as<std::string>();
+  for (const auto& entry : n["options"]) rule.options[entry.first.as<std::string>()] = entry.second.as<std::string>();
+  rule.layers.include = n["layers"]["include"].as<std::vector<std::string>>();
+  rule.layers.exclude = n["layers"]["exclude"].as<std::vector<std::string>>();
+  rule.where = location_of(source, key + ".plugin");
+  rule.options_where = location_of(source, key + ".options");
+  return rule;
 }
 
 quantizer_entry quantizer_from(const YAML::Node& n, const config_source& source, const std::string& key) {
   quantizer_entry q;
-  q.plugin = n["plugin"].as<std::string>();
-  for (const auto& entry : n["options"]) q.options[entry.first.as<std::string>()] = entry.second.as<std::string>();
-  q.layers.include = n["layers"]["include"].as<std::vector<std::string>>();
-  q.layers.exclude = n["layers"]["exclude"].as<std::vector<std::string>>();
+  q.where = location_of(source, key);
+  q.scheme.base_dir = std::filesystem::absolute(source.file).parent_path();
+  const bool plain = !n["plugin"].as<std::string>().empty();
+  if (n["rules"].size() > 0) {
+    if (plain || n["options"].size() > 0 || n["layers"]["include"].as<std::vector<std::string>>() != std::vector<std::string>{"*"} ||
+        n["layers"]["exclude"].size() > 0)
+      throw config_error(location_of(source, key + ".rules") + ": " + key +
+                         " has both `rules` and a plain plugin/options/layers entry; give one or the other");
+    for (std::size_t j = 0; j < n["rules"].size(); ++j)
+      q.scheme.rules.push_back(rule_from(n["rules"][j], source, key + ".rules." + std::to_string(j)));
+  } else {
+    if (!plain) throw config_error(q.where + ": " + key + " needs a `plugin` (or a `rules` list)");
+    q.scheme.rules.push_back(rule_from(n, source, key));
+  }
   q.label = n["label"].as<std::string>();
-  if (q.label.empty()) q.label = default_label(q);
-  q.where = location_of(source, key + ".plugin");
-  q.options_where = location_of(source, key + ".options");
+  if (q.label.empty()) q.label = default_label(q.scheme);
+  q.scheme.label = q.label;
   return q;
 }
 
@@ -89,10 +131,30 @@ schema_node ptq_schema() {
                    {"max_length", max_length_field()},
                    {"limit", sentence_limit_field("sentences")},
                })},
-      {"baseline", quantizer_schema("fp32", false)},
-      {"quantizers", schema_node::list_of(quantizer_schema("", true), "the schemes compared with the baseline, in order")
+      {"baseline", quantizer_schema("fp32")},
+      {"quantizers", schema_node::list_of(quantizer_schema(""), "the schemes compared with the baseline, in order")
                          .non_empty()
                          .is_required()},
+      {"calibration",
+       schema_node::map_of({
+           {"data", schema_node::of(value_kind::data_path,
+                                    "SST-2 style TSV the calibration sentences come from; never the evaluation "
+                                    "file; also searched in QEXP_DATA_PATH")
+                        .with_default("sst2/train.tsv")},
+           {"sentences", schema_node::of(value_kind::integer,
+                                         "sentences drawn (without replacement, by `seed`) for plugins that "
+                                         "calibrate (0: none; such a plugin then fails before anything is measured)")
+                             .at_least(0)
+                             .at_most(1000000)
+                             .with_default(128)},
+           {"batch_size", positive("calibration sentences per forward pass", 8)},
+           {"seed", schema_node::of(value_kind::integer, "seed of the sentence draw").at_least(0).with_default(0)},
+           {"mode", schema_node::choice_of({"float", "sequential"},
+                                           "float: every site sees the fp32 model's inputs; sequential: block by "
+                                           "block, each block sees the outputs of the blocks already quantized "
+                                           "(GPTQ-style)")
+                        .with_default("float")},
+       })},
       {"measure",
        schema_node::map_of({
            {"size", schema_node::map_of({{"enabled", schema_node::of(value_kind::boolean).with_default(true)}})},
@@ -148,6 +210,13 @@ ptq_config ptq_config_from(const YAML::Node& r, const config_source& source) {
   c.max_length = r["data"]["max_length"].as<int>();
   c.data_limit = r["data"]["limit"].as<std::int64_t>();
   c.baseline = quantizer_from(r["baseline"], source, "baseline");
+  const YAML::Node cal = r["calibration"];
+  c.calibration.data_path = cal["data"].as<std::string>();
+  c.calibration.sentences = cal["sentences"].as<int>();
+  c.calibration.batch_size = cal["batch_size"].as<int>();
+  c.calibration.seed = cal["seed"].as<std::uint64_t>();
+  c.calibration.mode = parse_calibration_mode(cal["mode"].as<std::string>());
+  c.calibration.where = location_of(source, "calibration");
   for (std::size_t i = 0; i < r["quantizers"].size(); ++i)
     c.quantizers.push_back(quantizer_from(r["quantizers"][i], source, "quantizers." + std::to_string(i)));
   const YAML::Node m = r["measure"];

@@ -10,16 +10,25 @@
 
 #include "qexp/config_schema.h"
 #include "qexp/layer_selection.h"
+#include "qexp/recipe.h"
 
 namespace qexp {
 
+// One row of the results: a recipe (a plain `{plugin, options, layers}` entry is a one-rule
+// recipe; `rules:` lists several).
 struct quantizer_entry {
-  std::string plugin;
-  std::string label;  // the row name in results; defaults to plugin and options
-  std::map<std::string, std::string> options;
-  layer_selection layers;
-  std::string where;          // "configs/x.yaml:7:5": the entry's plugin key, for messages
-  std::string options_where;  // the same for its options
+  std::string label;  // the row name in results; defaults to the rules' plugins and options
+  recipe scheme;      // scheme.label == label
+  std::string where;  // "configs/x.yaml:7:5": the entry, for messages
+};
+
+struct calibration_settings {
+  std::filesystem::path data_path;  // resolved; checked to exist only when a plugin calibrates
+  int sentences = 128;              // 0: no calibration data
+  int batch_size = 8;
+  std::uint64_t seed = 0;
+  calibration_mode mode = calibration_mode::float_inputs;
+  std::string where;  // "configs/x.yaml:12:3": the calibration section, for messages
 };
 
 struct latency_settings {
@@ -52,6 +61,7 @@ struct ptq_config {
   std::int64_t data_limit = 0;  // 0: every sentence
   quantizer_entry baseline;
   std::vector<quantizer_entry> quantizers;
+  calibration_settings calibration;
   bool measure_size = true;
   latency_settings latency;
   accuracy_settings accuracy;

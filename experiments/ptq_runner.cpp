@@ -12,8 +12,10 @@
 #include <ctime>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 
+#include "calibration_data.h"
 #include "results_report.h"
 #include "qexp/dataset.h"
 #include "qexp/distilbert.h"
@@ -21,6 +23,7 @@
 #include "qexp/errors.h"
 #include "qexp/latency_stats.h"
 #include "qexp/quantized_checkpoint.h"
+#include "qexp/recipe.h"
 #include "qexp/threads.h"
 #include "qexp/tokenizer.h"
 #include "qexp/version.h"
@@ -86,7 +89,7 @@ class progress {
                 << done << "/" << total_ << std::flush;
       if (done == total_) std::cerr << "\n";
     } else if (done == total_ || done * 4 / total_ != (done - 1) * 4 / total_) {
-      spdlog::info("  {}: {}/{}", what_, done, total_);
+      spdlog::info("  {}: {}/{} sentences", what_, done, total_);
     }
   }
 
@@ -104,41 +107,35 @@ struct workload {
   labelled_sentences data;
   std::vector<std::vector<std::int64_t>> ids;  // tokenized data, [CLS] ... [SEP]
   std::vector<std::int64_t> probe_ids;
+  std::optional<calibration_set> calibration;  // drawn when a recipe asks for it
 };
 
 struct candidate {
   const quantizer_entry* entry;
-  const plugin_record* plugin;
-  distilbert_classifier model;
-  std::vector<std::string> quantized_layers;
+  quantized_model quantized;
+  distilbert_classifier& model() { return quantized.model; }
+  std::size_t linear_sites() const {
+    std::size_t n = 0;
+    for (const auto& s : quantized.sites) n += s.kind == site_kind::linear;
+    return n;
+  }
+  std::size_t calibration_sentences = 0;  // 0: the recipe did not calibrate
 };
 
-at::Tensor batch_of(const std::vector<std::vector<std::int64_t>>& ids, std::size_t begin, std::size_t end,
-                    std::int64_t pad_id, at::Tensor* mask) {
-  std::size_t longest = 0;
-  for (std::size_t i = begin; i < end; ++i) longest = std::max(longest, ids[i].size());
-  auto input = at::full({static_cast<std::int64_t>(end - begin), static_cast<std::int64_t>(longest)}, pad_id, at::kLong);
-  *mask = at::zeros_like(input);
-  auto in = input.accessor<std::int64_t, 2>();
-  auto m = mask->accessor<std::int64_t, 2>();
-  for (std::size_t i = begin; i < end; ++i)
-    for (std::size_t t = 0; t < ids[i].size(); ++t) in[i - begin][t] = ids[i][t], m[i - begin][t] = 1;
-  return input;
+candidate build_candidate(workload& w, const quantizer_entry& entry, const plugin_registry& plugins) {
+  const auto assignment = assign_sites(entry.scheme, w.fp32.sites(), plugins);
+  const bool calibrates = recipe_wants_calibration(entry.scheme, assignment, plugins);
+  if (calibrates && !w.calibration) {
+    w.calibration = load_calibration_set(w.config.calibration, w.tokenizer, w.config.max_length);
+    spdlog::info("  calibration: {}, batch {}, mode {}", w.calibration->source, w.calibration->batch_size,
+                 to_string(w.calibration->mode));
+  }
+  return {&entry, apply_recipe(w.fp32, entry.scheme, plugins, calibrates ? &*w.calibration : nullptr, w.config.seed),
+          calibrates ? w.calibration->ids.size() : 0};
 }
 
-candidate build_candidate(const workload& w, const quantizer_entry& entry, const plugin_registry& plugins) {
-  candidate c{&entry, &plugins.find(entry.plugin), w.fp32, entry.layers.apply(w.fp32.linear_names())};
-  auto quantizer = plugins.create(entry.plugin, entry.options, entry.options_where);
-  if (c.quantized_layers.empty())
-    throw config_error(entry.where + ": the layer patterns of '" + entry.label + "' select no Linear layer of the model");
-  for (const auto& name : c.quantized_layers)
-    c.model.replace_linear(name, std::shared_ptr<packed_linear>(quantizer->prepare(w.fp32.float_layer(name))));
-  return c;
-}
-
-json save_checkpoint(const candidate& c, const fs::path& file) {
-  quantized_checkpoint_info info{c.plugin->info->id, c.plugin->info->version, c.entry->options, c.quantized_layers};
-  const checkpoint_size size = save_quantized_checkpoint(c.model, info, file);
+json save_checkpoint(candidate& c, const fs::path& file) {
+  const checkpoint_size size = save_quantized_checkpoint(c.model(), c.quantized.sites, file);
   return {{"file_bytes", size.file_bytes}, {"checkpoint", file.string()}, {"breakdown", size.breakdown}};
 }
 
@@ -151,7 +148,7 @@ at::Tensor predict_probabilities(distilbert_classifier& model, const workload& w
   for (std::size_t begin = 0; begin < n; begin += batch_size) {
     const std::size_t end = std::min(n, begin + batch_size);
     at::Tensor mask;
-    auto input = batch_of(w.ids, begin, end, w.tokenizer.pad_id(), &mask);
+    auto input = padded_batch(w.ids, begin, end, w.tokenizer.pad_id(), &mask);
     parts.push_back(at::softmax(model.forward(input, mask).to(at::kDouble), 1));
     bar.step(end);
   }
@@ -183,12 +180,14 @@ json accuracy_json(const at::Tensor& probs, const at::Tensor& baseline_probs, co
 // layer's alone, not what earlier layers passed down.
 json layer_error_json(const workload& w, candidate& c) {
   const auto& s = w.config.layer_error;
-  std::set<std::string> selected(c.quantized_layers.begin(), c.quantized_layers.end());
+  std::set<std::string> selected;
+  for (const auto& site : c.quantized.sites)
+    if (site.kind == site_kind::linear) selected.insert(site.site);
   std::map<std::string, std::pair<double, double>> energy;  // name -> (signal, noise)
   auto observed = w.fp32;
   observed.set_linear_observer([&](const std::string& name, const at::Tensor& in, const at::Tensor& out) {
     if (!selected.count(name)) return;
-    const auto q = c.model.linear(name).forward(in).to(at::kDouble);
+    const auto q = c.model().linear(name).forward(in).to(at::kDouble);
     const auto ref = out.to(at::kDouble);
     auto& e = energy[name];
     e.first += ref.pow(2).sum().item<double>();
@@ -197,7 +196,7 @@ json layer_error_json(const workload& w, candidate& c) {
   const std::size_t n = std::min(w.ids.size(), static_cast<std::size_t>(s.batches) * s.batch_size);
   for (std::size_t begin = 0; begin < n; begin += s.batch_size) {
     at::Tensor mask;
-    auto input = batch_of(w.ids, begin, std::min(n, begin + s.batch_size), w.tokenizer.pad_id(), &mask);
+    auto input = padded_batch(w.ids, begin, std::min(n, begin + s.batch_size), w.tokenizer.pad_id(), &mask);
     observed.forward(input, mask);
   }
   std::vector<json> rows;
@@ -341,7 +340,7 @@ class ptq_run {
     for (std::size_t i = 0; i < config_.quantizers.size(); ++i) {
       const auto& entry = config_.quantizers[i];
       spdlog::info("[{}/{}] {}", i + 1, config_.quantizers.size(), entry.label);
-      json result = {{"label", entry.label}, {"plugin", entry.plugin}, {"options", entry.options},
+      json result = {{"label", entry.label}, {"plugin", plugins_of(entry)}, {"options", options_of(entry)},
                      {"is_baseline", false}, {"status", "running"}};
       try {
         candidate c = build_candidate(w, entry, *request_.plugins);
@@ -372,7 +371,7 @@ class ptq_run {
   workload load_workload() {
     workload w{config_, wordpiece_tokenizer::from_model_folder(config_.model_path),
                distilbert_classifier::from_folder(config_.model_path),
-               read_sentence_tsv(config_.data_path, static_cast<std::size_t>(config_.data_limit)), {}, {}};
+               read_sentence_tsv(config_.data_path, static_cast<std::size_t>(config_.data_limit)), {}, {}, {}};
     std::size_t tokens = 0;
     for (const auto& s : w.data.sentences) {
       w.ids.push_back(w.tokenizer.encode_ids(s, config_.max_length));
@@ -394,15 +393,49 @@ class ptq_run {
     return w;
   }
 
+  // A one-rule recipe reads as before: its plugin and options; a longer one lists its plugins.
+  static std::string plugins_of(const quantizer_entry& e) {
+    std::string out;
+    for (const auto& rule : e.scheme.rules) out += (out.empty() ? "" : "+") + rule.plugin;
+    return out;
+  }
+  static json options_of(const quantizer_entry& e) {
+    return e.scheme.rules.size() == 1 ? json(e.scheme.rules[0].options) : json::object();
+  }
+
   json result_header(const candidate& c) const {
-    return {{"label", c.entry->label},
-            {"plugin", c.entry->plugin},
-            {"plugin_version", c.plugin->info->version},
-            {"options", c.entry->options},
-            {"is_baseline", false},
-            {"status", "ok"},
-            {"error", nullptr},
-            {"layers_quantized", c.quantized_layers.size()}};
+    const auto& sites = c.quantized.sites;
+    json rules = json::array();
+    std::string versions;
+    for (std::size_t i = 0; i < c.entry->scheme.rules.size(); ++i) {
+      const auto& rule = c.entry->scheme.rules[i];
+      json assigned = json::array();
+      for (const auto& a : c.quantized.assignment)
+        if (a.rule == static_cast<int>(i)) assigned.push_back(a.target.name);
+      const auto& record = request_.plugins->find(rule.plugin);
+      versions += (versions.empty() ? "" : "+") + std::string(record.info->version);
+      rules.push_back({{"plugin", rule.plugin}, {"plugin_version", record.info->version}, {"options", rule.options},
+                       {"include", rule.layers.include}, {"exclude", rule.layers.exclude}, {"sites", assigned}});
+    }
+    json out = {{"label", c.entry->label},
+                {"plugin", plugins_of(*c.entry)},
+                {"plugin_version", versions},
+                {"options", options_of(*c.entry)},
+                {"is_baseline", false},
+                {"status", "ok"},
+                {"error", nullptr},
+                {"layers_quantized", c.linear_sites()},
+                {"sites_quantized", sites.size()},
+                {"recipe", rules},
+                {"prepare_seconds", c.quantized.prepare_seconds}};
+    if (c.calibration_sentences) {
+      const auto& cal = config_.calibration;
+      out["calibration"] = {{"data", cal.data_path.string()}, {"sentences", cal.sentences},
+                            {"sentences_used", c.calibration_sentences},
+                            {"batch_size", cal.batch_size}, {"seed", cal.seed}, {"mode", to_string(cal.mode)},
+                            {"seconds", c.quantized.calibration_seconds}};
+    }
+    return out;
   }
 
   // Fills `result` section by section, so a failure keeps what was already measured.
@@ -421,8 +454,8 @@ class ptq_run {
     const int threads = compute_threads();
     set_compute_threads(*std::max_element(config_.latency.threads.begin(), config_.latency.threads.end()));
     if (config_.accuracy.enabled) {
-      auto probs = predict_probabilities(c.model, w, config_.accuracy.batch_size, c.entry->label + " accuracy");
-      auto probe = at::softmax(c.model.forward(at::tensor(w.probe_ids, at::kLong).unsqueeze(0)).to(at::kDouble), 1)[0];
+      auto probs = predict_probabilities(c.model(), w, config_.accuracy.batch_size, c.entry->label + " accuracy");
+      auto probe = at::softmax(c.model().forward(at::tensor(w.probe_ids, at::kLong).unsqueeze(0)).to(at::kDouble), 1)[0];
       if (is_baseline) base_probs = probs, base_probe = probe;
       result["accuracy"] = accuracy_json(probs, base_probs, w, probe, base_probe);
     }
@@ -430,7 +463,7 @@ class ptq_run {
       result["layer_error"] = is_baseline ? json::array() : layer_error_json(w, c);
     set_compute_threads(threads);
     if (config_.latency.enabled) {
-      auto latency = measure_latency(w, is_baseline ? c.model : baseline->model, is_baseline ? nullptr : &c.model);
+      auto latency = measure_latency(w, is_baseline ? c.model() : baseline->model(), is_baseline ? nullptr : &c.model());
       result["latency"] = is_baseline ? latency.baseline : latency.candidate;
     }
   }

@@ -10,14 +10,14 @@
 namespace qexp {
 namespace {
 
-void validate_train(const YAML::Node& resolved, const config_source& source, const plugin_registry&) {
-  train_config_from(resolved, source);  // the cross-key checks; paths were checked by the schema
-}
+// Paths were checked by the schema and the cross-key checks run at load time: nothing more.
+std::string validate_train(const YAML::Node&, const config_source&, const plugin_registry&) { return ""; }
 
 const experiment_kind_registration train_kind({
     "train",
     "train the qexp DistilBERT from scratch on a labelled TSV and write a Hugging Face model folder",
     train_schema,
+    [](const YAML::Node& resolved, const config_source& source) { train_config_from(resolved, source); },
     validate_train,
     [](const YAML::Node& resolved, const config_source& source, const run_request& request) {
       const train_config config = train_config_from(resolved, source);

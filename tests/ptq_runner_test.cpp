@@ -35,13 +35,19 @@ const finished_run& shared_run() {
                            "data: { path: sst2/dev.tsv, limit: " + std::to_string(sentences) + " }\n"
                            "quantizers:\n"
                            "  - { plugin: dynamic-int8, options: { granularity: per_channel } }\n"
-                           "  - { plugin: fp32, label: selects nothing, layers: { include: [\"no.such.layer\"] } }\n"
+                           "  - { plugin: calibration-probe, label: fails at prepare, options: { fail: prepare, calibrate: false } }\n"
                            "  - { plugin: onednn-int8, layers: { exclude: [\"classifier\"] } }\n"
+                           "  - label: calibrated recipe\n"
+                           "    rules:\n"
+                           "      - { plugin: calibration-probe, layers: { include: [\"*.ffn.*\"] } }\n"
+                           "      - { plugin: embedding-int8 }\n"
+                           "calibration: { sentences: 16, batch_size: 4, seed: 3 }\n"
                            "measure:\n"
                            "  latency: { warmup: 1, iterations: 5, batch_sizes: [1, 2], threads: [1], dataset_sentences: 3 }\n"
                            "  layer_error: { batches: 1, batch_size: 4 }\n");
     const fs::path out = dir.path() / "results";
-    auto r = qexp::test::run_qexp("run '" + config.string() + "' --results-dir '" + out.string() + "'");
+    auto r = qexp::test::run_qexp(std::string("--plugin-path ") + QEXP_PROBE_PLUGIN_DIR + " run '" + config.string() +
+                                  "' --results-dir '" + out.string() + "'");
     json results;
     if (fs::exists(out / "results.json")) results = json::parse(qexp::test::read_file(out / "results.json"));
     return finished_run{r.exit_code, r.output, results, out};
@@ -62,13 +68,38 @@ TEST(ptq_runner, a_failing_quantizer_is_recorded_and_the_next_one_still_runs) {
   EXPECT_EQ(run.exit_code, 1) << run.output;  // one quantizer failed
   ASSERT_TRUE(run.results.is_object()) << run.output;
   const auto& all = run.results["results"];
-  ASSERT_EQ(all.size(), 4u);
+  ASSERT_EQ(all.size(), 5u);
   EXPECT_TRUE(all[0]["is_baseline"].get<bool>());
   EXPECT_EQ(all[1]["status"], "ok");
   EXPECT_EQ(all[2]["status"], "failed");
-  EXPECT_NE(all[2]["error"].get<std::string>().find("select no Linear layer"), std::string::npos);
+  const std::string error = all[2]["error"].get<std::string>();
+  EXPECT_NE(error.find("plugin 'calibration-probe'"), std::string::npos) << error;
+  EXPECT_NE(error.find("prepare failed: calibration-probe: asked to fail at prepare"), std::string::npos) << error;
   EXPECT_EQ(all[3]["status"], "ok");
+  EXPECT_EQ(all[4]["status"], "ok");
   EXPECT_TRUE(run.results["experiment"]["complete"].get<bool>());
+}
+
+TEST(ptq_runner, a_recipe_records_its_rules_sites_and_calibration) {
+  const auto& r = shared_run().results["results"][4];
+  ASSERT_EQ(r["status"], "ok") << r.dump(2);
+  EXPECT_EQ(r["plugin"], "calibration-probe+embedding-int8");
+  EXPECT_EQ(r["layers_quantized"], 4);  // ffn.lin1 and ffn.lin2 of two blocks
+  EXPECT_EQ(r["sites_quantized"], 6);   // and the two embedding tables
+  ASSERT_EQ(r["recipe"].size(), 2u);
+  EXPECT_EQ(r["recipe"][0]["sites"].size(), 4u);
+  EXPECT_EQ(r["recipe"][1]["sites"], json({"distilbert.embeddings.word_embeddings",
+                                           "distilbert.embeddings.position_embeddings"}));
+  const auto& cal = r["calibration"];
+  EXPECT_EQ(cal["sentences_used"], 16);
+  EXPECT_EQ(cal["seed"], 3);
+  EXPECT_EQ(cal["mode"], "float");
+  EXPECT_EQ(fs::path(cal["data"].get<std::string>()).filename(), "train.tsv");
+  // Recipes without a calibrating plugin record none.
+  EXPECT_FALSE(shared_run().results["results"][1].contains("calibration"));
+  // The embedding tables shrink the checkpoint's embeddings to about a quarter.
+  EXPECT_LT(r["size"]["breakdown"]["embeddings"].get<double>(),
+            0.3 * result("fp32")["size"]["breakdown"]["embeddings"].get<double>());
 }
 
 TEST(ptq_runner, the_results_folder_holds_every_file) {

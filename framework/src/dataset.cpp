@@ -1,5 +1,7 @@
 #include "qexp/dataset.h"
 
+#include <ATen/ATen.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -39,6 +41,19 @@ labelled_sentences read_sentence_tsv(const std::filesystem::path& path, std::siz
   }
   if (line_number == 0) throw input_error("dataset " + path.string() + ": empty file, expected a header line");
   return out;
+}
+
+at::Tensor padded_batch(const std::vector<std::vector<std::int64_t>>& ids, std::size_t begin, std::size_t end,
+                        std::int64_t pad_id, at::Tensor* mask) {
+  std::size_t longest = 0;
+  for (std::size_t i = begin; i < end; ++i) longest = std::max(longest, ids[i].size());
+  auto input = at::full({static_cast<std::int64_t>(end - begin), static_cast<std::int64_t>(longest)}, pad_id, at::kLong);
+  *mask = at::zeros_like(input);
+  auto in = input.accessor<std::int64_t, 2>();
+  auto m = mask->accessor<std::int64_t, 2>();
+  for (std::size_t i = begin; i < end; ++i)
+    for (std::size_t t = 0; t < ids[i].size(); ++t) in[i - begin][t] = ids[i][t], m[i - begin][t] = 1;
+  return input;
 }
 
 }  // namespace qexp

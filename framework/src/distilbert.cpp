@@ -28,6 +28,9 @@ constexpr const char* block_linears[] = {"attention.q_lin",  "attention.k_lin", 
 constexpr std::size_t linears_per_block = 6;
 enum block_linear : std::size_t { q_lin, k_lin, v_lin, out_lin, lin1, lin2 };
 
+constexpr const char* table_site_names[] = {"distilbert.embeddings.word_embeddings",
+                                            "distilbert.embeddings.position_embeddings"};
+
 std::string block_prefix(std::int64_t i) {
   return "distilbert.transformer.layer." + std::to_string(i) + ".";
 }
@@ -293,6 +296,8 @@ at::Tensor sinusoidal_position_embeddings(std::int64_t n_positions, std::int64_t
 }
 
 void distilbert_classifier::build_linears() {
+  tables_[0] = make_float_table({table_site_names[0], word_embeddings_});
+  tables_[1] = make_float_table({table_site_names[1], position_embeddings_});
   auto index = std::make_shared<std::map<std::string, std::size_t>>();
   linears_.clear();
   for (std::size_t i = 0; i < float_layers_.size(); ++i) {
@@ -413,8 +418,8 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
                          at::kLong);
   };
 
-  at::Tensor x = at::embedding(word_embeddings_, as_tensor(rows.ids));  // [rows, D]
-  x.add_(position_embeddings_.index_select(0, as_tensor(rows.positions)));
+  at::Tensor x = tables_[0]->lookup(as_tensor(rows.ids));  // [rows, D]
+  x.add_(tables_[1]->lookup(as_tensor(rows.positions)));
   x = at::layer_norm(x, {dim}, embed_norm_weight_, embed_norm_bias_, layer_norm_eps);
 
   // The last block runs on every row too, although the classifier reads position 0 only: a
@@ -448,6 +453,61 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
   at::Tensor pre = apply_linear(head, pooled);
   pre = in_place ? pre.relu_() : pre.relu();
   return apply_linear(head + 1, pre);
+}
+
+std::vector<site> distilbert_classifier::sites_of(const distilbert_config& c) {
+  std::vector<site> out;
+  for (const char* t : table_site_names) out.push_back({t, site_kind::table, t});
+  for (const auto& l : linear_shapes(c)) {
+    // q_lin, k_lin and v_lin all read the block's input: one group, "<block>.attention.qkv".
+    std::string group = l.name;
+    for (const char* member : {".attention.q_lin", ".attention.k_lin", ".attention.v_lin"}) {
+      const std::size_t n = std::strlen(member);
+      if (l.name.size() > n && l.name.compare(l.name.size() - n, n, member) == 0)
+        group = l.name.substr(0, l.name.size() - 6) + ".qkv";  // drop ".q_lin"
+    }
+    out.push_back({l.name, site_kind::linear, group});
+  }
+  return out;
+}
+
+std::vector<site> distilbert_classifier::sites() const { return sites_of(config_); }
+
+std::int64_t distilbert_classifier::stage_of(const std::string& site_name) const {
+  if (has_table(site_name)) return 0;
+  return static_cast<std::int64_t>(index_of(site_name) / linears_per_block) + 1;
+}
+
+std::vector<std::string> distilbert_classifier::table_names() const {
+  return {table_site_names[0], table_site_names[1]};
+}
+
+bool distilbert_classifier::has_table(const std::string& name) const {
+  return name == table_site_names[0] || name == table_site_names[1];
+}
+
+std::size_t distilbert_classifier::table_index_of(const std::string& name) const {
+  for (std::size_t i = 0; i < 2; ++i)
+    if (name == table_site_names[i]) return i;
+  throw input_error("DistilBERT has no embedding table named '" + name + "' (expected " +
+                    table_site_names[0] + " or " + table_site_names[1] + ")");
+}
+
+table distilbert_classifier::float_table(const std::string& name) const {
+  return {name, table_index_of(name) == 0 ? word_embeddings_ : position_embeddings_};
+}
+
+const packed_table& distilbert_classifier::table_site(const std::string& name) const {
+  return *tables_[table_index_of(name)];
+}
+
+std::shared_ptr<packed_table> distilbert_classifier::table_ptr(const std::string& name) const {
+  return tables_[table_index_of(name)];
+}
+
+void distilbert_classifier::replace_table(const std::string& name, std::shared_ptr<packed_table> t) {
+  if (!t) throw input_error("replace_table('" + name + "'): the new table is null");
+  tables_[table_index_of(name)] = std::move(t);
 }
 
 std::vector<std::string> distilbert_classifier::linear_names() const {
@@ -505,6 +565,12 @@ std::vector<std::pair<std::string, at::Tensor>> distilbert_classifier::non_linea
     out.emplace_back(p + "output_layer_norm.bias", blocks_[i].out_bias);
   }
   return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> distilbert_classifier::non_site_tensors() const {
+  auto all = non_linear_tensors();
+  all.erase(all.begin(), all.begin() + 2);  // the two embedding tables are sites
+  return all;
 }
 
 void distilbert_classifier::save_float(const std::filesystem::path& dir) const {

@@ -186,4 +186,24 @@ std::unique_ptr<packed_linear> load_float_linear(const tensor_reader& in, const 
   return make_float_linear(l, backend);
 }
 
+namespace {
+
+class float_table final : public packed_table {
+ public:
+  explicit float_table(at::Tensor weight) : weight_(std::move(weight)) {}
+  at::Tensor lookup(const at::Tensor& ids) override { return at::embedding(weight_, ids); }
+  std::size_t packed_bytes() const override { return weight_.nbytes(); }
+  at::Tensor dequantized_table() const override { return weight_; }
+  void save(tensor_writer& out, const std::string& prefix) const override { out.add_tensor(prefix + ".weight", weight_); }
+
+ private:
+  at::Tensor weight_;
+};
+
+}  // namespace
+
+std::unique_ptr<packed_table> make_float_table(const table& t) {
+  return std::make_unique<float_table>(t.weight.to(at::kFloat).contiguous());
+}
+
 }  // namespace qexp

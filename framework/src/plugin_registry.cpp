@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <regex>
@@ -68,8 +69,10 @@ void check_info(const fs::path& file, const qexp_plugin_info* info) {
   if (info->cxx11_abi != QEXP_CXX11_ABI)
     throw plugin_error(who + ": built with _GLIBCXX_USE_CXX11_ABI=" + std::to_string(info->cxx11_abi) +
                        ", host uses " + std::to_string(QEXP_CXX11_ABI) + "; rebuild it against this qexp");
-  if (!info->id || !info->version || !info->summary || !info->supported || !info->create)
-    throw plugin_error(who + ": qexp_plugin_info has a null id, version, summary, supported or create");
+  if (!info->id || !info->version || !info->summary || !info->supported)
+    throw plugin_error(who + ": qexp_plugin_info has a null id, version, summary or supported");
+  if (!info->create_linear && !info->create_table)
+    throw plugin_error(who + ": qexp_plugin_info has neither create_linear nor create_table");
   static const std::regex kebab("[a-z0-9]+(-[a-z0-9]+)*");
   if (!std::regex_match(info->id, kebab))
     throw plugin_error(who + ": plugin id '" + info->id + "' is not kebab-case (e.g. 'dynamic-int8')");
@@ -84,13 +87,30 @@ void check_info(const fs::path& file, const qexp_plugin_info* info) {
       throw plugin_error(who + ": option '" + std::string(o.name) + "' is declared twice");
     if (o.type == option_type::choice && (!o.choices || !*o.choices))
       throw plugin_error(who + ": choice option '" + std::string(o.name) + "' lists no choices");
+    const bool numeric = o.type == option_type::integer || o.type == option_type::number;
+    if ((o.min || o.max) && !numeric)
+      throw plugin_error(who + ": option '" + std::string(o.name) + "' has a range but is not an integer or number");
+    for (const char* bound : {o.min, o.max}) {
+      char* end = nullptr;
+      if (bound && (!*bound || (std::strtod(bound, &end), *end != '\0')))
+        throw plugin_error(who + ": option '" + std::string(o.name) + "' has a bound '" + bound +
+                           "' that is not a number");
+    }
   }
+  if (info->variants)
+    for (const char* const* v = info->variants; *v; ++v) parse_option_list(*v, who + ": variant");
 }
 
+
 // Returns the canonical text of `value` for option `o`, or throws naming what was expected.
-std::string canonical_option_value(const option_spec& o, const std::string& value, const std::string& who) {
+std::string canonical_option_value(const option_spec& o, const std::string& value, const std::string& who,
+                                   const fs::path& base_dir) {
   auto fail = [&](const std::string& expected, const std::string& suggestion = "") -> std::string {
     throw plugin_error(who + "option '" + o.name + "' expects " + expected + ", got '" + value + "'" + suggestion);
+  };
+  auto check_range = [&](double v, const std::string& expected) {
+    if ((o.min && v < std::strtod(o.min, nullptr)) || (o.max && v > std::strtod(o.max, nullptr)))
+      fail(expected + (o.min && o.max ? " in " : " ") + option_range_text(o));
   };
   switch (o.type) {
     case option_type::boolean:
@@ -101,13 +121,15 @@ std::string canonical_option_value(const option_spec& o, const std::string& valu
       char* end = nullptr;
       long long v = std::strtoll(value.c_str(), &end, 10);
       if (value.empty() || *end != '\0' || errno == ERANGE) return fail("an integer");
+      check_range(static_cast<double>(v), "an integer");
       return std::to_string(v);
     }
     case option_type::number: {
       errno = 0;
       char* end = nullptr;
-      std::strtod(value.c_str(), &end);
-      if (value.empty() || *end != '\0' || errno == ERANGE) return fail("a number");
+      const double v = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v)) return fail("a finite number");
+      check_range(v, "a number");
       return value;
     }
     case option_type::string:
@@ -117,8 +139,33 @@ std::string canonical_option_value(const option_spec& o, const std::string& valu
       if (std::find(choices.begin(), choices.end(), value) != choices.end()) return value;
       return fail("one of " + std::string(o.choices), did_you_mean(value, choices));
     }
+    case option_type::path: {
+      if (value.empty()) return value;  // not set
+      fs::path p(value);
+      if (p.is_relative()) p = (base_dir.empty() ? fs::current_path() : base_dir) / p;
+      std::error_code ec;
+      if (!fs::exists(p, ec)) return fail("an existing file or folder (" + p.lexically_normal().string() + " does not exist)");
+      return p.lexically_normal().string();
+    }
   }
   return fail("a known option type");
+}
+
+template <typename Quantizer, typename Factory>
+std::unique_ptr<Quantizer> create_with(const plugin_record& record, Factory factory, const option_values& values,
+                                       const std::string& who) {
+  if (!record.supported) throw plugin_error(who + ": cannot run on this CPU: " + record.unsupported_reason);
+  std::string error;
+  Quantizer* quantizer = nullptr;
+  try {
+    quantizer = factory(values, &error);
+  } catch (const std::exception& e) {
+    throw plugin_error(who + ": factory threw: " + e.what());
+  } catch (...) {
+    throw plugin_error(who + ": factory threw something that is not a std::exception");
+  }
+  if (!quantizer) throw plugin_error(who + ": factory failed: " + (error.empty() ? "no reason given" : error));
+  return std::unique_ptr<Quantizer>(quantizer);
 }
 
 }  // namespace
@@ -131,6 +178,33 @@ std::vector<std::string> option_choices(const option_spec& spec) {
   return out;
 }
 
+std::string option_range_text(const option_spec& o) {
+  if (o.min && o.max) return std::string("[") + o.min + ", " + o.max + "]";
+  if (o.min) return std::string(">= ") + o.min;
+  if (o.max) return std::string("<= ") + o.max;
+  return "";
+}
+
+std::map<std::string, std::string> parse_option_list(const std::string& text, const std::string& who) {
+  std::map<std::string, std::string> out;
+  std::stringstream s(text);
+  std::string part;
+  while (std::getline(s, part, ',')) {
+    if (part.empty()) continue;
+    const auto eq = part.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw plugin_error(who + " '" + text + "': expected key=value, got '" + part + "'");
+    out[part.substr(0, eq)] = part.substr(eq + 1);
+  }
+  return out;
+}
+
+bool plugin_record::handles(site_kind kind) const {
+  return kind == site_kind::linear ? info->create_linear != nullptr : info->create_table != nullptr;
+}
+
+const char* to_string(site_kind kind) { return kind == site_kind::linear ? "linear" : "table"; }
+
 const char* to_string(option_type type) {
   switch (type) {
     case option_type::boolean: return "bool";
@@ -138,6 +212,7 @@ const char* to_string(option_type type) {
     case option_type::number: return "number";
     case option_type::string: return "string";
     case option_type::choice: return "choice";
+    case option_type::path: return "path";
   }
   return "unknown";
 }
@@ -229,7 +304,7 @@ const plugin_record& plugin_registry::find(const std::string& id) const {
 
 option_values plugin_registry::resolve_options(const std::string& id,
                                                const std::map<std::string, std::string>& given,
-                                               const std::string& where) const {
+                                               const std::string& where, const fs::path& base_dir) const {
   const plugin_record& record = find(id);
   const std::string who = (where.empty() ? "" : where + ": ") + "plugin '" + id + "': ";
   std::vector<std::string> names;
@@ -242,27 +317,39 @@ option_values plugin_registry::resolve_options(const std::string& id,
   for (std::size_t i = 0; i < record.info->n_options; ++i) {
     const option_spec& o = record.info->options[i];
     auto it = given.find(o.name);
-    values.values[o.name] = canonical_option_value(o, it == given.end() ? o.default_value : it->second, who);
+    values.values[o.name] =
+        canonical_option_value(o, it == given.end() ? o.default_value : it->second, who, base_dir);
   }
   return values;
 }
 
-std::unique_ptr<linear_quantizer> plugin_registry::create(const std::string& id,
-                                                          const std::map<std::string, std::string>& options,
-                                                          const std::string& where) const {
+std::unique_ptr<linear_quantizer> plugin_registry::create_linear(const std::string& id,
+                                                                 const std::map<std::string, std::string>& options,
+                                                                 const std::string& where,
+                                                                 const fs::path& base_dir) const {
   const plugin_record& record = find(id);
   const std::string who = (where.empty() ? "" : where + ": ") + "plugin '" + id + "' (" + record.file.string() + ")";
-  if (!record.supported) throw plugin_error(who + ": cannot run on this CPU: " + record.unsupported_reason);
-  option_values values = resolve_options(id, options, where);
-  std::string error;
-  linear_quantizer* quantizer = nullptr;
-  try {
-    quantizer = record.info->create(values, &error);
-  } catch (const std::exception& e) {
-    throw plugin_error(who + ": factory threw: " + e.what());
-  }
-  if (!quantizer) throw plugin_error(who + ": factory failed: " + (error.empty() ? "no reason given" : error));
-  return std::unique_ptr<linear_quantizer>(quantizer);
+  if (!record.info->create_linear) throw plugin_error(who + ": quantizes no Linear layers (embedding tables only)");
+  const option_values values = resolve_options(id, options, where, base_dir);
+  return create_with<linear_quantizer>(record, record.info->create_linear, values, who);
+}
+
+std::unique_ptr<table_quantizer> plugin_registry::create_table(const std::string& id,
+                                                               const std::map<std::string, std::string>& options,
+                                                               const std::string& where,
+                                                               const fs::path& base_dir) const {
+  const plugin_record& record = find(id);
+  const std::string who = (where.empty() ? "" : where + ": ") + "plugin '" + id + "' (" + record.file.string() + ")";
+  if (!record.info->create_table) throw plugin_error(who + ": quantizes no embedding tables (Linear layers only)");
+  const option_values values = resolve_options(id, options, where, base_dir);
+  return create_with<table_quantizer>(record, record.info->create_table, values, who);
+}
+
+conformance_budget plugin_registry::budget(const std::string& id, const option_values& options) const {
+  const plugin_record& record = find(id);
+  conformance_budget out;
+  if (record.info->budget) record.info->budget(options, &out);
+  return out;
 }
 
 }  // namespace qexp

@@ -12,7 +12,8 @@
 namespace qexp {
 namespace {
 
-constexpr const char* format_name = "qexp.quantized/1";
+constexpr const char* format_name = "qexp.quantized/2";
+constexpr const char* format_v1 = "qexp.quantized/1";
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -40,17 +41,21 @@ class counting_writer final : public tensor_writer {
   std::string category_;
 };
 
-// What from_tensors reads for a quantized layer: its dequantized weight (the float weights are
-// not in the file), and its float bias when the plugin saved one under the usual name.
+// What from_tensors reads for a quantized site: its dequantized weight (the float weights are
+// not in the file), and a Linear's float bias when the plugin saved one under the usual name.
 class quantized_model_reader final : public tensor_reader {
  public:
-  quantized_model_reader(const safetensors_file& file, const std::map<std::string, std::shared_ptr<packed_linear>>& layers)
-      : file_(file), layers_(layers) {}
+  quantized_model_reader(const safetensors_file& file,
+                         const std::map<std::string, std::shared_ptr<packed_linear>>& linears,
+                         const std::map<std::string, std::shared_ptr<packed_table>>& tables)
+      : file_(file), linears_(linears), tables_(tables) {}
   bool has_tensor(const std::string& name) const override { return synthesized(name) || file_.has_tensor(name); }
   at::Tensor tensor(const std::string& name) const override {
-    for (const auto& [layer, linear] : layers_) {
-      if (name == layer + ".weight") return linear->dequantized_weight();
-      if (name == layer + ".bias") {
+    for (const auto& [site, table] : tables_)
+      if (name == site + ".weight") return table->dequantized_table();
+    for (const auto& [site, linear] : linears_) {
+      if (name == site + ".weight") return linear->dequantized_weight();
+      if (name == site + ".bias") {
         if (file_.has_tensor(name) && at::isFloatingType(file_.tensor(name).scalar_type())) return file_.tensor(name);
         return at::zeros({linear->dequantized_weight().size(0)});
       }
@@ -60,12 +65,15 @@ class quantized_model_reader final : public tensor_reader {
 
  private:
   bool synthesized(const std::string& name) const {
-    for (const auto& [layer, linear] : layers_)
-      if (name == layer + ".weight" || name == layer + ".bias") return true;
+    for (const auto& [site, table] : tables_)
+      if (name == site + ".weight") return true;
+    for (const auto& [site, linear] : linears_)
+      if (name == site + ".weight" || name == site + ".bias") return true;
     return false;
   }
   const safetensors_file& file_;
-  const std::map<std::string, std::shared_ptr<packed_linear>>& layers_;
+  const std::map<std::string, std::shared_ptr<packed_linear>>& linears_;
+  const std::map<std::string, std::shared_ptr<packed_table>>& tables_;
 };
 
 std::string metadata(const safetensors_file& file, const std::string& key) {
@@ -75,24 +83,48 @@ std::string metadata(const safetensors_file& file, const std::string& key) {
   return it->second;
 }
 
+nlohmann::json sites_json(const std::vector<site_record>& sites) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : sites)
+    out.push_back({{"site", s.site}, {"kind", to_string(s.kind)}, {"plugin", s.plugin},
+                   {"plugin_version", s.plugin_version}, {"options", s.options}});
+  return out;
+}
+
+std::vector<site_record> sites_from_json(const nlohmann::json& j, const std::string& source) {
+  std::vector<site_record> out;
+  if (!j.is_array()) throw checkpoint_error(source + ": metadata qexp.sites: expected a JSON array");
+  for (const auto& e : j) {
+    site_record s;
+    s.site = e.at("site").get<std::string>();
+    const auto kind = e.at("kind").get<std::string>();
+    if (kind != "linear" && kind != "table")
+      throw checkpoint_error(source + ": metadata qexp.sites: site '" + s.site + "' has kind '" + kind +
+                             "', expected linear or table");
+    s.kind = kind == "linear" ? site_kind::linear : site_kind::table;
+    s.plugin = e.at("plugin").get<std::string>();
+    s.plugin_version = e.at("plugin_version").get<std::string>();
+    s.options = e.at("options").get<std::map<std::string, std::string>>();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 }  // namespace
 
-checkpoint_size save_quantized_checkpoint(const distilbert_classifier& model, const quantized_checkpoint_info& info,
+checkpoint_size save_quantized_checkpoint(const distilbert_classifier& model, const std::vector<site_record>& sites,
                                           const std::filesystem::path& file) {
   checkpoint_size size;
   safetensors_writer writer;
   counting_writer counting(writer, size);
-  for (const auto& [name, tensor] : model.non_linear_tensors()) {
-    counting.set_category(name.find("embeddings") != std::string::npos ? "embeddings" : "other");
-    counting.add_tensor(name, tensor);
-  }
+  counting.set_category("embeddings");
+  for (const auto& name : model.table_names()) model.table_site(name).save(counting, name);
+  counting.set_category("other");
+  for (const auto& [name, tensor] : model.non_site_tensors()) counting.add_tensor(name, tensor);
   counting.set_category("linear");
   for (const auto& name : model.linear_names()) model.linear(name).save(counting, name);
   writer.set_metadata("format", format_name);
-  writer.set_metadata("qexp.plugin", info.plugin);
-  writer.set_metadata("qexp.plugin_version", info.plugin_version);
-  writer.set_metadata("qexp.options", nlohmann::json(info.options).dump());
-  writer.set_metadata("qexp.quantized_layers", nlohmann::json(info.quantized_layers).dump());
+  writer.set_metadata("qexp.sites", sites_json(sites).dump());
   writer.set_metadata("qexp.model_config", model.config().to_json().dump());
   size.file_bytes = writer.write(file);
   std::uint64_t counted = 0;
@@ -102,34 +134,64 @@ checkpoint_size save_quantized_checkpoint(const distilbert_classifier& model, co
 }
 
 distilbert_classifier load_quantized_checkpoint(const std::filesystem::path& file, const plugin_registry& plugins,
-                                                quantized_checkpoint_info* info_out) {
+                                                std::vector<site_record>* sites_out) {
   auto reader = safetensors_file::open(file);
-  if (metadata(*reader, "format") != format_name)
-    throw checkpoint_error(file.string() + ": not a qexp quantized checkpoint (metadata format '" +
-                           metadata(*reader, "format") + "', expected '" + format_name + "')");
-  quantized_checkpoint_info info;
+  const std::string format = metadata(*reader, "format");
+  if (format != format_name && format != format_v1)
+    throw checkpoint_error(file.string() + ": not a qexp quantized checkpoint (metadata format '" + format +
+                           "', expected '" + format_name + "')");
+  std::vector<site_record> sites;
   nlohmann::json config_json;
   try {
-    info.plugin = metadata(*reader, "qexp.plugin");
-    info.plugin_version = metadata(*reader, "qexp.plugin_version");
-    info.options = nlohmann::json::parse(metadata(*reader, "qexp.options")).get<std::map<std::string, std::string>>();
-    info.quantized_layers = nlohmann::json::parse(metadata(*reader, "qexp.quantized_layers")).get<std::vector<std::string>>();
+    if (format == format_name) {
+      sites = sites_from_json(nlohmann::json::parse(metadata(*reader, "qexp.sites")), file.string());
+    } else {
+      // Version 1: one plugin prepared every listed Linear.
+      const auto options = nlohmann::json::parse(metadata(*reader, "qexp.options")).get<std::map<std::string, std::string>>();
+      for (const auto& name :
+           nlohmann::json::parse(metadata(*reader, "qexp.quantized_layers")).get<std::vector<std::string>>())
+        sites.push_back({name, site_kind::linear, metadata(*reader, "qexp.plugin"),
+                         metadata(*reader, "qexp.plugin_version"), options});
+    }
     config_json = nlohmann::json::parse(metadata(*reader, "qexp.model_config"));
   } catch (const nlohmann::json::exception& e) {
     throw checkpoint_error(file.string() + ": malformed qexp metadata: " + e.what());
   }
   const auto config = distilbert_config::from_json(config_json, file.string() + " (metadata qexp.model_config)");
-  const auto& record = plugins.find(info.plugin);
-  if (info.plugin_version != record.info->version)
-    throw plugin_error(file.string() + ": saved by plugin '" + info.plugin + "' " + info.plugin_version +
-                       ", but the plugin found is " + record.info->version + " (" + record.file.string() + ")");
-  auto quantizer = plugins.create(info.plugin, info.options, file.string());
-  std::map<std::string, std::shared_ptr<packed_linear>> layers;
-  for (const auto& name : info.quantized_layers) layers[name] = quantizer->load(*reader, name);
-  quantized_model_reader tensors(*reader, layers);
+  // One quantizer per (plugin, options, kind), as the recipe had one per rule.
+  std::map<std::string, std::unique_ptr<linear_quantizer>> linear_quantizers;
+  std::map<std::string, std::unique_ptr<table_quantizer>> table_quantizers;
+  std::map<std::string, std::shared_ptr<packed_linear>> linears;
+  std::map<std::string, std::shared_ptr<packed_table>> tables;
+  for (const auto& s : sites) {
+    const auto& record = plugins.find(s.plugin);
+    if (s.plugin_version != record.info->version)
+      throw plugin_error(file.string() + ": site " + s.site + " was saved by plugin '" + s.plugin + "' " +
+                         s.plugin_version + ", but the plugin found is " + record.info->version + " (" +
+                         record.file.string() + ")");
+    const std::string key = s.plugin + nlohmann::json(s.options).dump();
+    const std::string where = file.string() + " (site " + s.site + ")";
+    try {
+      if (s.kind == site_kind::linear) {
+        auto& q = linear_quantizers[key];
+        if (!q) q = plugins.create_linear(s.plugin, s.options, where);
+        linears[s.site] = q->load(*reader, s.site);
+      } else {
+        auto& q = table_quantizers[key];
+        if (!q) q = plugins.create_table(s.plugin, s.options, where);
+        tables[s.site] = q->load(*reader, s.site);
+      }
+    } catch (const qexp::error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw plugin_error(where + ": plugin '" + s.plugin + "' load failed: " + e.what());
+    }
+  }
+  quantized_model_reader tensors(*reader, linears, tables);
   auto model = distilbert_classifier::from_tensors(config, tensors, file.string());
-  for (const auto& [name, linear] : layers) model.replace_linear(name, linear);
-  if (info_out) *info_out = info;
+  for (const auto& [name, linear] : linears) model.replace_linear(name, linear);
+  for (const auto& [name, table] : tables) model.replace_table(name, table);
+  if (sites_out) *sites_out = sites;
   return model;
 }
 

@@ -309,7 +309,7 @@ class dynamic_int8_quantizer final : public linear_quantizer {
  public:
   explicit dynamic_int8_quantizer(const settings& s) : settings_(s) {}
 
-  std::unique_ptr<packed_linear> prepare(const layer& l) const override {
+  std::unique_ptr<packed_linear> prepare(const layer& l) override {
     if (!l.weight.defined() || l.weight.dim() != 2)
       throw input_error("dynamic-int8: Linear '" + l.name + "': weight must be a 2-D [out, in] tensor");
     const int64_t n = l.weight.size(0);

@@ -1,10 +1,20 @@
 // One source, several deliberately broken plugins (chosen by BROKEN_CASE), each built into a
-// folder of its own so a test can point --plugin-path at exactly one of them.
+// folder of its own so a test can point --plugin-path at exactly one of them. Cases 10 to 15 load
+// fine and exercise the conformance suite (`qexp check-plugin`): four break one promise each, two
+// keep them all (an embedding-table plugin and a calibrating one).
 #include <qexp/float_linear.h>
 #include <qexp/plugin_api.h>
 
+#if BROKEN_CASE >= 10
+#include <ATen/ATen.h>
+#endif
+
+#include <algorithm>
+#include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -14,7 +24,7 @@ namespace {
 
 class passthrough_quantizer final : public qexp::linear_quantizer {
  public:
-  std::unique_ptr<qexp::packed_linear> prepare(const qexp::layer& l) const override {
+  std::unique_ptr<qexp::packed_linear> prepare(const qexp::layer& l) override {
     return qexp::make_float_linear(l);
   }
   std::unique_ptr<qexp::packed_linear> load(const qexp::tensor_reader& in, const std::string& prefix) const override {
@@ -36,6 +46,159 @@ class passthrough_quantizer final : public qexp::linear_quantizer {
 [[maybe_unused]] qexp::linear_quantizer* create_throws(const qexp::option_values&, std::string*) {
   throw std::runtime_error("out of coffee");
 }
+
+#if BROKEN_CASE >= 10
+// A float Linear wrapped so that one of its promises can be broken.
+class wrapped_linear : public qexp::packed_linear {
+ public:
+  explicit wrapped_linear(std::unique_ptr<qexp::packed_linear> inner) : inner_(std::move(inner)) {}
+  at::Tensor forward(const at::Tensor& x) override { return inner_->forward(x); }
+  std::size_t packed_bytes() const override { return inner_->packed_bytes(); }
+  at::Tensor dequantized_weight() const override { return inner_->dequantized_weight(); }
+  void save(qexp::tensor_writer& out, const std::string& prefix) const override { inner_->save(out, prefix); }
+
+ protected:
+  std::unique_ptr<qexp::packed_linear> inner_;
+};
+
+// Case 10: reports a weight 1% larger than the one it multiplies by.
+class lying_weight_linear final : public wrapped_linear {
+ public:
+  using wrapped_linear::wrapped_linear;
+  at::Tensor dequantized_weight() const override { return inner_->dequantized_weight() * 1.01; }
+};
+
+// Case 12: forward throws something that is not a std::exception.
+class throwing_linear final : public wrapped_linear {
+ public:
+  using wrapped_linear::wrapped_linear;
+  at::Tensor forward(const at::Tensor&) override { throw 42; }
+};
+
+template <typename Linear>
+class wrapping_quantizer final : public qexp::linear_quantizer {
+ public:
+  std::unique_ptr<qexp::packed_linear> prepare(const qexp::layer& l) override {
+    return std::make_unique<Linear>(qexp::make_float_linear(l));
+  }
+  std::unique_ptr<qexp::packed_linear> load(const qexp::tensor_reader& in, const std::string& prefix) const override {
+    return std::make_unique<Linear>(qexp::load_float_linear(in, prefix));
+  }
+};
+
+// Case 11: load() rebuilds a slightly different weight, so outputs are not bit-identical.
+class lossy_load_quantizer final : public qexp::linear_quantizer {
+ public:
+  std::unique_ptr<qexp::packed_linear> prepare(const qexp::layer& l) override { return qexp::make_float_linear(l); }
+  std::unique_ptr<qexp::packed_linear> load(const qexp::tensor_reader& in, const std::string& prefix) const override {
+    qexp::layer l;
+    l.name = prefix;
+    l.weight = (in.tensor(prefix + ".weight") * (1 + 1e-4)).contiguous();
+    if (in.has_tensor(prefix + ".bias")) l.bias = in.tensor(prefix + ".bias");
+    return qexp::make_float_linear(l);
+  }
+};
+
+// Cases 13 and 14: a float embedding table, honest (13) or reporting a table 1% larger than the
+// one it looks up from (14).
+template <bool lie>
+class float_table_quantizer final : public qexp::table_quantizer {
+  class float_table final : public qexp::packed_table {
+   public:
+    explicit float_table(std::unique_ptr<qexp::packed_table> inner) : inner_(std::move(inner)) {}
+    at::Tensor lookup(const at::Tensor& ids) override { return inner_->lookup(ids); }
+    std::size_t packed_bytes() const override { return inner_->packed_bytes(); }
+    at::Tensor dequantized_table() const override {
+      return lie ? inner_->dequantized_table() * 1.01 : inner_->dequantized_table();
+    }
+    void save(qexp::tensor_writer& out, const std::string& prefix) const override { inner_->save(out, prefix); }
+
+   private:
+    std::unique_ptr<qexp::packed_table> inner_;
+  };
+
+ public:
+  std::unique_ptr<qexp::packed_table> prepare(const qexp::table& t) override {
+    return std::make_unique<float_table>(qexp::make_float_table(t));
+  }
+  std::unique_ptr<qexp::packed_table> load(const qexp::tensor_reader& in, const std::string& prefix) const override {
+    return std::make_unique<float_table>(qexp::make_float_table({prefix, in.tensor(prefix + ".weight")}));
+  }
+};
+
+// Case 15: a correct calibrating scheme: activations rounded to a static symmetric 8-bit grid whose
+// step comes from calibration (max |x| / 127 over what observe() saw), float weights. prepare()
+// refuses to run out of order, so the suite's calibration sequence is checked too.
+class static_activation_linear final : public wrapped_linear {
+ public:
+  static_activation_linear(std::unique_ptr<qexp::packed_linear> inner, float scale, std::int64_t in_features)
+      : wrapped_linear(std::move(inner)), scale_(scale), in_features_(in_features) {}
+  at::Tensor forward(const at::Tensor& x) override {
+    if (x.dim() < 1 || x.size(-1) != in_features_) throw std::invalid_argument("input width differs from the layer's");
+    auto q = (x / scale_).round().clamp(-127, 127) * scale_;
+    return inner_->forward(at::where(at::isfinite(x), q, x).contiguous());
+  }
+  std::size_t packed_bytes() const override { return inner_->packed_bytes() + sizeof(float); }
+  void save(qexp::tensor_writer& out, const std::string& prefix) const override {
+    inner_->save(out, prefix);
+    out.add_tensor(prefix + ".input_scale", at::full({1}, scale_));
+  }
+
+ private:
+  float scale_;
+  std::int64_t in_features_;
+};
+
+class calibrating_quantizer final : public qexp::linear_quantizer {
+ public:
+  void begin(const qexp::quantizer_context& context) override {
+    for (const auto& group : context.groups)
+      for (const auto& member : group.members) sites_.insert(member.name);
+  }
+  bool wants_calibration() const override { return true; }
+  void observe(const std::string& site, const at::Tensor& rows) override {
+    if (!sites_.count(site)) throw std::logic_error("observe() for '" + site + "', which begin() did not name");
+    auto finite = rows.masked_select(at::isfinite(rows));
+    if (finite.numel() > 0) absmax_[site] = std::max(absmax_[site], finite.abs().max().item<float>());
+  }
+  void finish_calibration(const std::vector<std::string>& sites) override {
+    finished_.insert(sites.begin(), sites.end());
+  }
+  std::unique_ptr<qexp::packed_linear> prepare(const qexp::layer& l) override {
+    if (!finished_.count(l.name)) throw std::logic_error("prepare() of '" + l.name + "' before its calibration finished");
+    const float scale = absmax_[l.name] > 0 ? absmax_[l.name] / 127 : 1.0f;
+    return std::make_unique<static_activation_linear>(qexp::make_float_linear(l), scale, l.weight.size(1));
+  }
+  std::unique_ptr<qexp::packed_linear> load(const qexp::tensor_reader& in, const std::string& prefix) const override {
+    auto inner = qexp::load_float_linear(in, prefix);
+    const auto in_features = inner->dequantized_weight().size(1);
+    return std::make_unique<static_activation_linear>(std::move(inner),
+                                                      in.tensor(prefix + ".input_scale").item<float>(), in_features);
+  }
+
+ private:
+  std::set<std::string> sites_, finished_;
+  std::map<std::string, float> absmax_;
+};
+
+template <typename Quantizer>
+qexp::linear_quantizer* create_linear_of(const qexp::option_values&, std::string*) {
+  return new Quantizer();
+}
+template <typename Quantizer>
+qexp::table_quantizer* create_table_of(const qexp::option_values&, std::string*) {
+  return new Quantizer();
+}
+
+[[maybe_unused]] void float_table_budget(const qexp::option_values&, qexp::conformance_budget* out) {
+  out->table_nmse = 0;
+  out->bytes_per_entry = 4;
+}
+[[maybe_unused]] void calibrating_budget(const qexp::option_values&, qexp::conformance_budget* out) {
+  out->output_nmse = 0.2;  // 8-bit static activations whose range includes an outlier channel
+  out->weight_nmse = 0;
+}
+#endif
 
 }  // namespace
 
@@ -72,6 +235,24 @@ QEXP_PLUGIN("throwing-factory", "1.0.0", "its factory throws", options, supporte
 QEXP_PLUGIN("not-here", "1.0.0", "cannot run on this CPU", options, supported_no, create_ok)
 #elif BROKEN_CASE == 9  // a good plugin, for the happy path of option checks
 QEXP_PLUGIN("options-check", "1.0.0", "accepts one integer option", options, supported_yes, create_ok)
+#elif BROKEN_CASE == 10
+QEXP_PLUGIN("lying-weight", "1.0.0", "dequantized_weight() is not what forward multiplies by", options,
+            supported_yes, create_linear_of<wrapping_quantizer<lying_weight_linear>>)
+#elif BROKEN_CASE == 11
+QEXP_PLUGIN("lossy-load", "1.0.0", "load() is not bit-identical", options, supported_yes,
+            create_linear_of<lossy_load_quantizer>)
+#elif BROKEN_CASE == 12
+QEXP_PLUGIN("throws-int", "1.0.0", "forward throws an int", options, supported_yes,
+            create_linear_of<wrapping_quantizer<throwing_linear>>)
+#elif BROKEN_CASE == 13
+QEXP_PLUGIN("float-table", "1.0.0", "a float embedding table that keeps every promise", options, supported_yes,
+            nullptr, create_table_of<float_table_quantizer<false>>, float_table_budget)
+#elif BROKEN_CASE == 14
+QEXP_PLUGIN("lying-table", "1.0.0", "dequantized_table() is not what lookup reads", options, supported_yes,
+            nullptr, create_table_of<float_table_quantizer<true>>, float_table_budget)
+#elif BROKEN_CASE == 15
+QEXP_PLUGIN("calibrating", "1.0.0", "static 8-bit activations from calibration, keeps every promise", options,
+            supported_yes, create_linear_of<calibrating_quantizer>, nullptr, calibrating_budget)
 #else
 #error "set BROKEN_CASE"
 #endif

@@ -40,6 +40,7 @@
 
 #include "qexp/distilbert.h"
 #include "qexp/plugin_registry.h"
+#include "qexp/recipe.h"
 #include "qexp/threads.h"
 #include "qexp/tokenizer.h"
 
@@ -266,13 +267,9 @@ int main(int argc, char** argv) try {
   std::vector<variant> variants;
   for (const auto& spec : o.configs) {
     const auto [id, given] = parse_config(spec);
-    auto quantizer = registry.create(id, given, "--config " + spec);
-    variant v{label_of(id, given), spec, base, 0, {}, {}, {}, {}, {}, {}};
-    for (const auto& name : v.model.linear_names()) {
-      std::shared_ptr<qexp::packed_linear> l = quantizer->prepare(v.model.float_layer(name));
-      v.packed_bytes += l->packed_bytes();
-      v.model.replace_linear(name, std::move(l));
-    }
+    const auto recipe = qexp::single_rule_recipe(id, given, {}, "--config " + spec);
+    variant v{label_of(id, given), spec, qexp::apply_recipe(base, recipe, registry).model, 0, {}, {}, {}, {}, {}, {}};
+    for (const auto& name : v.model.linear_names()) v.packed_bytes += v.model.linear(name).packed_bytes();
     variants.push_back(std::move(v));
   }
 

@@ -154,7 +154,7 @@ void register_all(const qexp::plugin_registry& registry) {
         std::cerr << "linear_bench: " << c.id << " cannot run here (" << record->unsupported_reason << ")\n";
         continue;
       }
-      std::shared_ptr<qexp::packed_linear> lin = registry.create(c.id, c.options)->prepare(l);
+      std::shared_ptr<qexp::packed_linear> lin = registry.create_linear(c.id, c.options)->prepare(l);
       keep_alive.push_back(lin);
       impls.emplace_back(c.label, [lin](const at::Tensor& x) { return lin->forward(x); });
     }

@@ -10,6 +10,13 @@
 
 namespace {
 
+std::vector<std::string> site_kinds(const qexp::plugin_record& p) {
+  std::vector<std::string> kinds;
+  for (auto kind : {qexp::site_kind::linear, qexp::site_kind::table})
+    if (p.handles(kind)) kinds.emplace_back(qexp::to_string(kind));
+  return kinds;
+}
+
 nlohmann::json plugin_json(const qexp::plugin_record& p) {
   nlohmann::json options = nlohmann::json::array();
   for (std::size_t i = 0; i < p.info->n_options; ++i) {
@@ -17,11 +24,14 @@ nlohmann::json plugin_json(const qexp::plugin_record& p) {
     nlohmann::json j = {{"name", o.name}, {"type", qexp::to_string(o.type)}, {"default", o.default_value},
                         {"help", o.help}};
     if (o.type == qexp::option_type::choice) j["choices"] = o.choices;
+    if (o.min) j["min"] = o.min;
+    if (o.max) j["max"] = o.max;
     options.push_back(j);
   }
   nlohmann::json j = {{"id", p.info->id},           {"version", p.info->version},
                       {"summary", p.info->summary}, {"file", p.file.string()},
-                      {"supported", p.supported},   {"options", options}};
+                      {"supported", p.supported},   {"sites", site_kinds(p)},
+                      {"options", options}};
   if (!p.supported) j["unsupported_reason"] = p.unsupported_reason;
   return j;
 }
@@ -30,10 +40,14 @@ void print_text(const qexp::plugin_record& p) {
   std::cout << p.info->id << " " << p.info->version << "  " << p.info->summary << "\n"
             << "  file: " << p.file.string() << "\n"
             << "  runs on this CPU: " << (p.supported ? "yes" : "no (" + p.unsupported_reason + ")") << "\n";
+  std::cout << "  quantizes:";
+  for (const auto& k : site_kinds(p)) std::cout << " " << (k == "linear" ? "Linear layers" : "embedding tables");
+  std::cout << "\n";
   for (std::size_t i = 0; i < p.info->n_options; ++i) {
     const auto& o = p.info->options[i];
     std::cout << "  option " << o.name << " (" << qexp::to_string(o.type);
     if (o.type == qexp::option_type::choice) std::cout << ": " << o.choices;
+    if (!qexp::option_range_text(o).empty()) std::cout << " " << qexp::option_range_text(o);
     std::cout << ", default " << o.default_value << ")  " << o.help << "\n";
   }
 }

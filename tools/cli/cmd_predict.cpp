@@ -15,12 +15,15 @@
 #include "qexp/distilbert.h"
 #include "qexp/errors.h"
 #include "qexp/layer_selection.h"
+#include "qexp/quantized_checkpoint.h"
+#include "qexp/recipe.h"
 #include "qexp/tokenizer.h"
 
 namespace {
 
 struct predict_options {
   std::string model;
+  std::string checkpoint;            // a quantized checkpoint: the weights, with --model's vocabulary
   bool json = false;
   std::size_t max_length = 512;
   std::string quantizer;             // plugin id; empty: the float model
@@ -38,16 +41,20 @@ std::map<std::string, std::string> parse_options(const std::vector<std::string>&
   return out;
 }
 
-// Replaces the selected Linears with the quantizer's, as `qexp run` does for one entry.
-void quantize(qexp::distilbert_classifier& model, const predict_options& o) {
+// The model to run: the float model folder, a quantized checkpoint (rebuilt from its own
+// per-site records), or the float model quantized here with one plugin, as `qexp run` would.
+qexp::distilbert_classifier load_model(const predict_options& o) {
   if (!o.options.empty() && o.quantizer.empty()) throw qexp::config_error("--set needs --quantizer");
-  if (o.quantizer.empty()) return;
-  auto plugins = qexp::cli::discover_plugins();
-  auto quantizer = plugins.create(o.quantizer, parse_options(o.options), "--quantizer " + o.quantizer);
-  const auto selected = o.layers.apply(model.linear_names());
-  if (selected.empty()) throw qexp::config_error("--include/--exclude select no Linear layer of the model");
-  for (const auto& name : selected)
-    model.replace_linear(name, std::shared_ptr<qexp::packed_linear>(quantizer->prepare(model.float_layer(name))));
+  if (!o.checkpoint.empty()) {
+    if (!o.quantizer.empty()) throw qexp::config_error("--checkpoint is already quantized; drop --quantizer");
+    return qexp::load_quantized_checkpoint(o.checkpoint, qexp::cli::discover_plugins());
+  }
+  auto model = qexp::distilbert_classifier::from_folder(o.model);
+  if (o.quantizer.empty()) return model;
+  const auto plugins = qexp::cli::discover_plugins();
+  const auto recipe = qexp::single_rule_recipe(o.quantizer, parse_options(o.options), o.layers, "--quantizer " + o.quantizer);
+  // Calibrating plugins need a calibration set, which `qexp run` draws from its config.
+  return qexp::apply_recipe(model, recipe, plugins).model;
 }
 
 std::vector<double> to_vector(const at::Tensor& t) {
@@ -57,8 +64,7 @@ std::vector<double> to_vector(const at::Tensor& t) {
 }
 
 int run_predict(const predict_options& o) {
-  auto model = qexp::distilbert_classifier::from_folder(o.model);
-  quantize(model, o);
+  auto model = load_model(o);
   const auto tokenizer = qexp::wordpiece_tokenizer::from_model_folder(o.model);
   const auto& labels = model.config().id2label;
   std::string line;
@@ -100,14 +106,19 @@ QEXP_COMMAND("predict", "Classify text lines from stdin with a model folder",
                auto o = std::make_shared<predict_options>();
                cmd.add_option("--model", o->model,
                               "Model folder: config.json, model.safetensors or pytorch_model.bin, "
-                              "vocab.txt")
+                              "vocab.txt (with --checkpoint: only its vocab.txt is read)")
                    ->required();
+               cmd.add_option("--checkpoint", o->checkpoint,
+                              "A quantized checkpoint written by `qexp run` (checkpoint-N.safetensors): "
+                              "its sites are rebuilt with the plugins it names");
                cmd.add_flag("--json", o->json, "One JSON object per line");
                cmd.add_option("--max-length", o->max_length,
                               "Truncate to this many tokens, [CLS] and [SEP] included")
                    ->capture_default_str()
                    ->check(CLI::Range(2, 512));
-               cmd.add_option("--quantizer", o->quantizer, "Quantize the Linear layers with this plugin first");
+               cmd.add_option("--quantizer", o->quantizer,
+                              "Quantize the model's sites (Linears and/or embedding tables, as the plugin "
+                              "handles) with this plugin first");
                cmd.add_option("--set", o->options, "A plugin option: name=value (repeatable)");
                cmd.add_option("--include", o->layers.include, "Layer globs to quantize (default: all)");
                cmd.add_option("--exclude", o->layers.exclude, "Layer globs kept in fp32, e.g. '*classifier'");

@@ -1,5 +1,6 @@
 // `qexp run CONFIG [--set k=v]... [--out DIR] [--dry-run]`: runs one experiment.
 #include <iostream>
+#include <sstream>
 
 #include "cli.h"
 #include "experiment.h"
@@ -15,11 +16,25 @@ QEXP_COMMAND("run", "Run an experiment (fp32 baseline against each quantizer)", 
   cmd.add_option("--set", args->overrides, "Override a key: key.path=value (repeatable)");
   cmd.add_option("--out", args->out, "Results root (default: the config's output.dir)");
   cmd.add_option("--results-dir", args->results_dir, "Write the results exactly into this folder (used by sweeps)");
-  cmd.add_flag("--dry-run", args->dry_run, "Print the resolved config as YAML and stop");
+  cmd.add_flag("--dry-run", args->dry_run,
+               "Print the resolved config as YAML, then the per-site assignment of each recipe as comments, "
+               "and stop");
   run = [args] {
     auto experiment = qexp::load_experiment(args->config, args->overrides);
     if (args->dry_run) {
       std::cout << qexp::to_yaml_text(experiment.resolved);
+      // The assignment needs the plugins and the model's config.json; without them the resolved
+      // config is still worth printing (a sweep point, a model generated later). Cross-key
+      // mistakes were already reported by load_experiment.
+      std::string notes;
+      try {
+        auto plugins = qexp::cli::discover_plugins();
+        notes = experiment.kind->validate(experiment.resolved, experiment.source, plugins);
+      } catch (const std::exception& e) {
+        notes = std::string("not checked: ") + e.what() + "\n";
+      }
+      std::istringstream lines(notes);
+      for (std::string line; std::getline(lines, line);) std::cout << "# " << line << "\n";
       return 0;
     }
     auto plugins = qexp::cli::discover_plugins();

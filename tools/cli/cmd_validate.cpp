@@ -13,7 +13,7 @@ QEXP_COMMAND("validate", "Check an experiment config without running it", [](CLI
   run = [config, overrides] {
     auto experiment = qexp::load_experiment(*config, *overrides);
     auto plugins = qexp::cli::discover_plugins();
-    experiment.kind->validate(experiment.resolved, experiment.source, plugins);
+    std::cout << experiment.kind->validate(experiment.resolved, experiment.source, plugins);
     std::cout << *config << ": ok (" << experiment.kind->name << " experiment '"
               << experiment.resolved["name"].as<std::string>() << "')\n";
     return 0;

@@ -10,7 +10,10 @@
 namespace {
 
 const qexp::option_spec options[] = {
-    {"bits", qexp::option_type::integer, "4", "bits per weight, 2 to 8 (codes in [-(2^(k-1)-1), 2^(k-1)-1])", nullptr},
+    // The host refuses values outside [min, max] before create() runs, and `qexp check-plugin`
+    // tests both ends.
+    {"bits", qexp::option_type::integer, "4", "bits per weight, 2 to 8 (codes in [-(2^(k-1)-1), 2^(k-1)-1])", nullptr,
+     "2", "8"},
 };
 
 class intk_linear final : public qexp::packed_linear {
@@ -46,7 +49,7 @@ class intk_quantizer final : public qexp::linear_quantizer {
  public:
   explicit intk_quantizer(int bits) : bits_(bits) {}
 
-  std::unique_ptr<qexp::packed_linear> prepare(const qexp::layer& l) const override {
+  std::unique_ptr<qexp::packed_linear> prepare(const qexp::layer& l) override {
     const double qmax = (1 << (bits_ - 1)) - 1;
     // A zero row keeps scale 1 so that it dequantizes to exact zeros instead of NaN.
     auto scales = l.weight.abs().amax({1}).div(qmax);
@@ -65,16 +68,22 @@ class intk_quantizer final : public qexp::linear_quantizer {
 
 int intk_supported(const char**) { return 1; }  // plain libtorch: runs anywhere
 
-qexp::linear_quantizer* intk_create(const qexp::option_values& values, std::string* error) {
-  const auto bits = values.get_int("bits");
-  if (bits < 2 || bits > 8) {
-    *error = "option 'bits' must be between 2 and 8, got " + std::to_string(bits);
-    return nullptr;
-  }
-  return new intk_quantizer(static_cast<int>(bits));
+qexp::linear_quantizer* intk_create(const qexp::option_values& values, std::string* /*error*/) {
+  return new intk_quantizer(static_cast<int>(values.get_int("bits")));  // in [2, 8]: the host checked
+}
+
+// What `qexp check-plugin` holds this scheme to: normalised MSE budgets of 3 / qmax^2, about 3x
+// what the suite measures at every k (rounding to a grid of step max|w| / qmax; activations stay
+// float, so the output error is the weight error). At 2 bits (codes -1, 0, 1) the scheme is
+// hardly better than dropping the layer, and the budget of 3 bounds only gross errors.
+void intk_budget(const qexp::option_values& values, qexp::conformance_budget* out) {
+  const double qmax = (1 << (values.get_int("bits") - 1)) - 1;
+  out->weight_nmse = 3.0 / (qmax * qmax);
+  out->output_nmse = out->weight_nmse;
+  out->bytes_per_weight = static_cast<double>(values.get_int("bits")) / 8;  // see packed_bytes()
 }
 
 }  // namespace
 
 QEXP_PLUGIN("weight-only-intk", "1.0.0", "round-to-nearest k-bit per-channel weights, float activations (example)",
-            options, intk_supported, intk_create)
+            options, intk_supported, intk_create, nullptr, intk_budget)

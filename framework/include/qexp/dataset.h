@@ -1,6 +1,8 @@
 // Labelled sentence datasets in the GLUE SST-2 layout: a header line, then sentence<TAB>label.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -20,5 +22,10 @@ struct labelled_sentences {
 // non-negative integers. `limit` > 0 keeps the first `limit` rows. Throws input_error naming the
 // file and line for a missing file, a missing header or tab, or a label that is not an integer.
 labelled_sentences read_sentence_tsv(const std::filesystem::path& path, std::size_t limit = 0);
+
+// Sentences [begin, end) of `ids` as one right-padded [end - begin, longest] int64 batch, with
+// `*mask` 1 on tokens and 0 on padding.
+at::Tensor padded_batch(const std::vector<std::vector<std::int64_t>>& ids, std::size_t begin, std::size_t end,
+                        std::int64_t pad_id, at::Tensor* mask);
 
 }  // namespace qexp

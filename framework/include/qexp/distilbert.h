@@ -2,9 +2,10 @@
 // inference only, in libtorch. Checkpoints are Hugging Face model folders: config.json plus
 // model.safetensors (preferred) or pytorch_model.bin, with Hugging Face's tensor names.
 //
-// Every Linear is held behind qexp::packed_linear in its own shared_ptr slot, so a quantizer can
-// replace any of them, and copies of a model are cheap (tensors are shared) yet independent in
-// their Linear slots: `auto q = fp32; q.replace_linear(...)` leaves `fp32` untouched.
+// Every Linear is held behind qexp::packed_linear, and each embedding table behind
+// qexp::packed_table, in its own shared_ptr slot (a site), so a quantizer can replace any of
+// them, and copies of a model are cheap (tensors are shared) yet independent in their slots:
+// `auto q = fp32; q.replace_linear(...)` leaves `fp32` untouched.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "qexp/plugin_api.h"
+#include "qexp/site.h"
 
 namespace qexp {
 
@@ -107,6 +109,17 @@ class distilbert_classifier {
 
   const distilbert_config& config() const { return config_; }
 
+  // Every site in model order: the word and position embedding tables, then each Linear with
+  // the group of Linears reading the same input (per block: q_lin, k_lin and v_lin share
+  // "<block>.attention.qkv"; out_lin, ffn.lin1, ffn.lin2, pre_classifier and classifier each
+  // read their own).
+  std::vector<site> sites() const;
+  // The same list for a model of this config, without building one.
+  static std::vector<site> sites_of(const distilbert_config& c);
+  // The transformer block a site belongs to: 0 for the embedding tables, 1 + i for block i's
+  // Linears, n_layers + 1 for the classification head. Sequential calibration goes stage by stage.
+  std::int64_t stage_of(const std::string& site_name) const;
+
   // Hugging Face module names of every Linear, in model order: per layer q_lin, k_lin, v_lin,
   // out_lin, ffn.lin1, ffn.lin2, then pre_classifier and classifier.
   std::vector<std::string> linear_names() const;
@@ -118,6 +131,17 @@ class distilbert_classifier {
   const packed_linear& linear(const std::string& name) const;
   std::shared_ptr<packed_linear> linear_ptr(const std::string& name) const;
   void replace_linear(const std::string& name, std::shared_ptr<packed_linear> l);
+
+  // The embedding tables: "distilbert.embeddings.word_embeddings" and
+  // "distilbert.embeddings.position_embeddings".
+  std::vector<std::string> table_names() const;
+  bool has_table(const std::string& name) const;
+  // The original float table (never changed by replace_table).
+  table float_table(const std::string& name) const;
+  // What forward currently looks rows up in. Throws input_error for an unknown name.
+  const packed_table& table_site(const std::string& name) const;
+  std::shared_ptr<packed_table> table_ptr(const std::string& name) const;
+  void replace_table(const std::string& name, std::shared_ptr<packed_table> t);
   // Called with each Linear's input and output during forward when set (per-layer error
   // analysis); pass an empty function to remove it. While an observer is set, forward does not
   // modify Linear outputs in place, so the observer may keep the tensors it is given.
@@ -125,8 +149,10 @@ class distilbert_classifier {
 
   // config.json + model.safetensors with Hugging Face names, from the float weights.
   void save_float(const std::filesystem::path& dir) const;
-  // The non-Linear tensors (embeddings, LayerNorms) with Hugging Face names, in model order.
+  // The non-Linear tensors (float embeddings, LayerNorms) with Hugging Face names, in model order.
   std::vector<std::pair<std::string, at::Tensor>> non_linear_tensors() const;
+  // The tensors that belong to no site (the LayerNorms), with Hugging Face names, in model order.
+  std::vector<std::pair<std::string, at::Tensor>> non_site_tensors() const;
 
  private:
   struct block_norms {
@@ -135,11 +161,13 @@ class distilbert_classifier {
 
   distilbert_classifier() = default;
   std::size_t index_of(const std::string& name) const;
+  std::size_t table_index_of(const std::string& name) const;
   at::Tensor apply_linear(std::size_t index, const at::Tensor& x);
   void build_linears();
 
   distilbert_config config_;
   at::Tensor word_embeddings_, position_embeddings_, embed_norm_weight_, embed_norm_bias_;
+  std::shared_ptr<packed_table> tables_[2];  // word, position: what forward looks up
   std::vector<block_norms> blocks_;
   std::vector<layer> float_layers_;                     // model order, as linear_names()
   std::vector<std::shared_ptr<packed_linear>> linears_;  // same order; what forward runs

@@ -1,5 +1,5 @@
 // The float reference Linear: what every experiment's fp32 baseline runs, and the Linear a model
-// holds before any quantizer replaces it.
+// holds before any quantizer replaces it; and the float embedding table.
 #pragma once
 
 #include <memory>
@@ -24,5 +24,9 @@ std::unique_ptr<packed_linear> make_float_linear(const layer& l,
 // Rebuilds a float Linear saved by the one above ("<prefix>.weight", optional "<prefix>.bias").
 std::unique_ptr<packed_linear> load_float_linear(const tensor_reader& in, const std::string& prefix,
                                                  float_backend backend = default_float_backend());
+
+// The float embedding table a model holds before any quantizer replaces it; saves
+// "<prefix>.weight", the Hugging Face name of the table.
+std::unique_ptr<packed_table> make_float_table(const table& t);
 
 }  // namespace qexp

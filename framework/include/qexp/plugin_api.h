@@ -5,6 +5,17 @@
 // differs; then it compares the torch version and the C++ ABI the plugin was built with, since
 // at::Tensor and std::string cross this seam. Bump QEXP_PLUGIN_API_VERSION on any change to the
 // types below.
+//
+// What crosses the seam (docs/writing-a-plugin.md walks through it):
+// - sites: every Linear of the model (`layer`) and the embedding tables (`table`). A config's
+//   recipe gives each site to at most one plugin; the others stay fp32.
+// - `linear_quantizer` prepares Linears, `table_quantizer` prepares tables; a plugin offers
+//   either or both (`create_linear`, `create_table`).
+// - calibration, run by the host: `begin` tells a quantizer its sites grouped by shared input
+//   and the experiment's seed; when `wants_calibration()` the host feeds the real-token input
+//   rows of each site (`observe`), then `finish_calibration`, then `prepare`.
+// - conformance metadata: each plugin declares its own error budgets and the option sets worth
+//   testing, so `qexp check-plugin` can judge any plugin, in tree or not.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -17,8 +28,9 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
-#define QEXP_PLUGIN_API_VERSION 1u
+#define QEXP_PLUGIN_API_VERSION 2u
 #define QEXP_PLUGIN_ENTRY_SYMBOL "qexp_plugin_entry"
 
 namespace qexp {
@@ -30,7 +42,13 @@ struct layer {
   at::Tensor bias;    // [out_features] float32, or undefined when the layer has none
 };
 
-// Where a prepared Linear writes its quantized checkpoint (a safetensors file in practice).
+// One embedding table as the model holds it: row i is the vector of token (or position) i.
+struct table {
+  std::string name;   // "distilbert.embeddings.word_embeddings" or "...position_embeddings"
+  at::Tensor weight;  // [rows, dim], float32, contiguous, CPU
+};
+
+// Where a prepared site writes its quantized checkpoint (a safetensors file in practice).
 class tensor_writer {
  public:
   virtual ~tensor_writer() = default;
@@ -38,7 +56,7 @@ class tensor_writer {
   virtual void add_tensor(const std::string& name, const at::Tensor& tensor) = 0;
 };
 
-// Read side of tensor_writer, used to rebuild a prepared Linear without the float model.
+// Read side of tensor_writer, used to rebuild a prepared site without the float model.
 class tensor_reader {
  public:
   virtual ~tensor_reader() = default;
@@ -61,30 +79,81 @@ class packed_linear {
   virtual void save(tensor_writer& out, const std::string& prefix) const = 0;
 };
 
-// A quantization scheme with its options bound; prepares Linear layers one at a time.
+// One embedding table prepared once and looked up many times.
+class packed_table {
+ public:
+  virtual ~packed_table() = default;
+  // ids: int64 [n], each in [0, rows) -> [n, dim] float32 contiguous.
+  virtual at::Tensor lookup(const at::Tensor& ids) = 0;
+  // Bytes this table really stores for inference.
+  virtual std::size_t packed_bytes() const = 0;
+  // The table lookup() reads from, [rows, dim] float32, for error analysis.
+  virtual at::Tensor dequantized_table() const = 0;
+  // Writes every tensor `load` needs, each named "<prefix>.<something>".
+  virtual void save(tensor_writer& out, const std::string& prefix) const = 0;
+};
+
+// Linears that read the same input tensor: q, k and v of a block; out_lin; ffn.lin1; ffn.lin2;
+// pre_classifier; classifier. A scheme may share one activation scale or one smoothing vector
+// per group.
+struct input_group {
+  std::string name;            // e.g. "distilbert.transformer.layer.0.attention.qkv"
+  std::vector<layer> members;  // the float layers of this group given to this quantizer, model order
+};
+
+// What the host tells a linear_quantizer before calibration and prepare.
+struct quantizer_context {
+  std::uint64_t seed = 0;            // the experiment's seed: use it for anything random
+  std::vector<input_group> groups;   // every site this quantizer will prepare, in model order
+};
+
+// A quantization scheme for Linears with its options bound. The host calls, in order: `begin`
+// once; if `wants_calibration()`, `observe` for each calibration batch and site, then
+// `finish_calibration` for the sites whose data is complete; then `prepare` for each of those
+// sites. In calibration mode `sequential` the last three steps repeat block by block, and each
+// block's inputs come from the blocks already quantized. `load` may be called on a quantizer
+// that never saw `begin` (a checkpoint read in a later process).
 class linear_quantizer {
  public:
   virtual ~linear_quantizer() = default;
-  virtual std::unique_ptr<packed_linear> prepare(const layer& l) const = 0;
-  // Rebuilds what `save` wrote under `prefix`; must give bit-identical outputs.
-  virtual std::unique_ptr<packed_linear> load(const tensor_reader& in,
-                                              const std::string& prefix) const = 0;
-  // Calibration seam for static schemes: the host feeds each layer's float inputs here before
-  // `prepare` when this returns true. Dynamic schemes keep the defaults.
+  virtual void begin(const quantizer_context& /*context*/) {}
+  // True when `prepare` needs calibration data; the host fails before measuring anything when a
+  // config gives such a quantizer none.
   virtual bool wants_calibration() const { return false; }
-  virtual void observe(const std::string& /*layer_name*/, const at::Tensor& /*input*/) {}
+  // rows: [tokens, in_features] float32, the real (non-padding) token rows of one calibration
+  // batch as they enter `site`. The tensor stays valid after the call.
+  virtual void observe(const std::string& /*site*/, const at::Tensor& /*rows*/) {}
+  // No more observe() calls will come for these sites.
+  virtual void finish_calibration(const std::vector<std::string>& /*sites*/) {}
+  virtual std::unique_ptr<packed_linear> prepare(const layer& l) = 0;
+  // Rebuilds what `save` wrote under `prefix`; must give bit-identical outputs.
+  virtual std::unique_ptr<packed_linear> load(const tensor_reader& in, const std::string& prefix) const = 0;
 };
 
-enum class option_type : std::uint32_t { boolean, integer, number, string, choice };
+// A quantization scheme for embedding tables with its options bound.
+class table_quantizer {
+ public:
+  virtual ~table_quantizer() = default;
+  virtual std::unique_ptr<packed_table> prepare(const table& t) = 0;
+  // Rebuilds what `save` wrote under `prefix`; must give bit-identical lookups.
+  virtual std::unique_ptr<packed_table> load(const tensor_reader& in, const std::string& prefix) const = 0;
+};
+
+enum class option_type : std::uint32_t { boolean, integer, number, string, choice, path };
 
 // A typed plugin option: `qexp plugins` prints these and the host validates YAML against them.
 struct option_spec {
   const char* name;
   option_type type;
-  const char* default_value;  // canonical text: "true", "8", "0.5", "per_channel"
+  const char* default_value;  // canonical text: "true", "8", "0.5", "per_channel"; "" for no path
   const char* help;
-  const char* choices;        // for option_type::choice: "per_tensor|per_channel"; else nullptr
+  const char* choices = nullptr;  // for option_type::choice: "per_tensor|per_channel"
+  // Inclusive bounds for integer and number options, as text ("0", "1.5"); nullptr: unbounded.
+  const char* min = nullptr;
+  const char* max = nullptr;
 };
+// A path option names an existing file or folder; the host resolves a relative path against the
+// config file's folder (the current folder on the command line) and passes it absolute.
 
 // Option values after the host validated them against the plugin's specs: every option the
 // plugin declares is present, in canonical text, so the getters below cannot meet bad input.
@@ -106,6 +175,18 @@ class option_values {
   }
 };
 
+// What a plugin promises for given options, checked by the conformance suite (`qexp
+// check-plugin`). Errors are normalised MSE (sum of squared errors over sum of squared reference
+// values) on Gaussian data against a float64 reference. 0 for a byte figure: not declared, only
+// "no more than float32" is checked.
+struct conformance_budget {
+  double output_nmse = 5e-2;       // packed_linear::forward against x W^T + b
+  double weight_nmse = 5e-2;       // dequantized_weight() against the float weight
+  double bytes_per_weight = 0;     // packed_bytes() is about out * in times this, plus extras
+  double table_nmse = 5e-2;        // dequantized_table() and lookup() against the float table
+  double bytes_per_entry = 0;      // packed_table::packed_bytes() over rows * dim
+};
+
 }  // namespace qexp
 
 extern "C" {
@@ -123,8 +204,16 @@ struct qexp_plugin_info {
   std::size_t n_options;
   // Non-zero when the plugin can run on this CPU; otherwise sets *reason to a static string.
   int (*supported)(const char** reason);
-  // Returns a new quantizer, or nullptr with *error set. The host owns the result.
-  qexp::linear_quantizer* (*create)(const qexp::option_values& options, std::string* error);
+  // Factories; either may be null (not both). Each returns a new quantizer, or nullptr with
+  // *error set. The host owns the result.
+  qexp::linear_quantizer* (*create_linear)(const qexp::option_values& options, std::string* error) = nullptr;
+  qexp::table_quantizer* (*create_table)(const qexp::option_values& options, std::string* error) = nullptr;
+  // Conformance metadata, both optional. `budget` fills the promises for these options (the
+  // defaults of conformance_budget when null). `variants` lists option sets worth testing beyond
+  // the defaults and the single changes the suite derives from the specs, each as
+  // "key=value,key=value"; the list ends with nullptr.
+  void (*budget)(const qexp::option_values& options, qexp::conformance_budget* out) = nullptr;
+  const char* const* variants = nullptr;
 };
 
 typedef const qexp_plugin_info* (*qexp_plugin_entry_fn)();
@@ -136,12 +225,15 @@ typedef const qexp_plugin_info* (*qexp_plugin_entry_fn)();
 #define QEXP_CXX11_ABI -1
 #endif
 
-// Defines the entry point. Use once per plugin, in plugin.cpp:
+// Defines the entry point. Use once per plugin, in plugin.cpp. The fields after SUPPORTED are
+// create_linear, create_table, budget and variants; those left out are null:
 //   QEXP_PLUGIN("my-quant", "1.0.0", "what it does", my_options, my_supported, my_create)
-#define QEXP_PLUGIN(ID, VERSION, SUMMARY, OPTIONS, SUPPORTED, CREATE)                          \
+//   QEXP_PLUGIN("my-table", "1.0.0", "...", my_options, my_supported, nullptr, my_create_table,
+//               my_budget, my_variants)
+#define QEXP_PLUGIN(ID, VERSION, SUMMARY, OPTIONS, SUPPORTED, ...)                                  \
   extern "C" __attribute__((visibility("default"))) const qexp_plugin_info* qexp_plugin_entry() { \
-    static const qexp_plugin_info info = {                                                      \
-        QEXP_PLUGIN_API_VERSION, ID, VERSION, SUMMARY, TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, \
-        QEXP_CXX11_ABI, OPTIONS, sizeof(OPTIONS) / sizeof((OPTIONS)[0]), SUPPORTED, CREATE};     \
-    return &info;                                                                               \
+    static const qexp_plugin_info info = {                                                        \
+        QEXP_PLUGIN_API_VERSION, ID, VERSION, SUMMARY, TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR,   \
+        QEXP_CXX11_ABI, OPTIONS, sizeof(OPTIONS) / sizeof((OPTIONS)[0]), SUPPORTED, __VA_ARGS__};  \
+    return &info;                                                                                 \
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "qexp/plugin_api.h"
+#include "qexp/site.h"
 
 namespace qexp {
 
@@ -18,6 +19,8 @@ struct plugin_record {
   const qexp_plugin_info* info = nullptr;  // valid for the whole process: plugins are never unloaded
   bool supported = true;
   std::string unsupported_reason;
+  // Whether the plugin prepares this kind of site (it has the matching factory).
+  bool handles(site_kind kind) const;
 };
 
 class plugin_registry {
@@ -39,16 +42,26 @@ class plugin_registry {
   std::vector<std::string> ids() const;
   const plugin_record& find(const std::string& id) const;  // plugin_error with a suggestion
 
-  // Checks `given` against the plugin's option specs (unknown option, wrong type, value not
-  // among the choices) and fills in defaults. `where` prefixes messages, e.g. "config.yaml:7:5".
+  // Checks `given` against the plugin's option specs (unknown option with a did-you-mean, wrong
+  // type, value outside its range or choices, path that does not exist) and fills in defaults.
+  // `where` prefixes messages, e.g. "config.yaml:7:5"; relative path options are resolved against
+  // `base_dir` (the config file's folder; the current folder when empty).
   option_values resolve_options(const std::string& id, const std::map<std::string, std::string>& given,
-                                const std::string& where = "") const;
+                                const std::string& where = "", const std::filesystem::path& base_dir = {}) const;
 
-  // A quantizer with these options; plugin_error when the plugin cannot run on this CPU or its
-  // factory fails.
-  std::unique_ptr<linear_quantizer> create(const std::string& id,
-                                           const std::map<std::string, std::string>& options = {},
-                                           const std::string& where = "") const;
+  // A quantizer with these options; plugin_error when the plugin cannot run on this CPU, has no
+  // factory for that kind of site, or its factory fails.
+  std::unique_ptr<linear_quantizer> create_linear(const std::string& id,
+                                                  const std::map<std::string, std::string>& options = {},
+                                                  const std::string& where = "",
+                                                  const std::filesystem::path& base_dir = {}) const;
+  std::unique_ptr<table_quantizer> create_table(const std::string& id,
+                                                const std::map<std::string, std::string>& options = {},
+                                                const std::string& where = "",
+                                                const std::filesystem::path& base_dir = {}) const;
+
+  // The conformance budget the plugin declares for these (resolved) options.
+  conformance_budget budget(const std::string& id, const option_values& options) const;
 
  private:
   std::vector<plugin_record> plugins_;
@@ -57,5 +70,10 @@ class plugin_registry {
 const char* to_string(option_type type);
 // The values of a choice option ("per_tensor|per_channel" -> {per_tensor, per_channel}).
 std::vector<std::string> option_choices(const option_spec& spec);
+// "[0, 1]", ">= 8", "<= 4", or "" for an option without bounds.
+std::string option_range_text(const option_spec& spec);
+// "key=value,key=value" -> map (the text of qexp_plugin_info::variants); plugin_error on a part
+// without '='.
+std::map<std::string, std::string> parse_option_list(const std::string& text, const std::string& who);
 
 }  // namespace qexp

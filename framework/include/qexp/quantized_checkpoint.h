@@ -1,7 +1,8 @@
-// A quantized model on disk: one safetensors file with the non-Linear tensors, each Linear as its
-// packed_linear saved it, and metadata naming the plugin, its version, options and the model
-// config. Its size is the size metric of an experiment; loading it back needs the plugin but not
-// the float model, and gives bit-identical outputs.
+// A quantized model on disk: one safetensors file with the tensors of no site (LayerNorms), each
+// site as its packed_linear or packed_table saved it (float sites included), and metadata naming,
+// per quantized site, the plugin, its version and options, plus the model config. Its size is the
+// size metric of an experiment; loading it back needs the plugins but neither the float model nor
+// the recipe, and gives bit-identical outputs.
 #pragma once
 
 #include <cstdint>
@@ -12,15 +13,9 @@
 
 #include "qexp/distilbert.h"
 #include "qexp/plugin_registry.h"
+#include "qexp/recipe.h"
 
 namespace qexp {
-
-struct quantized_checkpoint_info {
-  std::string plugin;          // plugin id that prepared the quantized layers
-  std::string plugin_version;
-  std::map<std::string, std::string> options;
-  std::vector<std::string> quantized_layers;
-};
 
 struct checkpoint_size {
   std::uint64_t file_bytes = 0;
@@ -29,13 +24,15 @@ struct checkpoint_size {
   std::map<std::string, std::uint64_t> breakdown;
 };
 
-// Writes `model` (whose `info.quantized_layers` were prepared by `info.plugin`) to `file`.
-checkpoint_size save_quantized_checkpoint(const distilbert_classifier& model, const quantized_checkpoint_info& info,
+// Writes `model` to `file`; `sites` are its quantized sites (the others are saved as floats).
+checkpoint_size save_quantized_checkpoint(const distilbert_classifier& model, const std::vector<site_record>& sites,
                                           const std::filesystem::path& file);
 
-// Rebuilds the model from `file` with the plugin named in its metadata. float_layer() of a
-// quantized layer is then its dequantized weight. Throws checkpoint_error / plugin_error.
+// Rebuilds the model from `file` with the plugins named in its metadata (format
+// qexp.quantized/2, or /1: one plugin for every quantized Linear). float_layer() and
+// float_table() of a quantized site are then its dequantized weights. Throws checkpoint_error /
+// plugin_error.
 distilbert_classifier load_quantized_checkpoint(const std::filesystem::path& file, const plugin_registry& plugins,
-                                                quantized_checkpoint_info* info = nullptr);
+                                                std::vector<site_record>* sites = nullptr);
 
 }  // namespace qexp
