@@ -199,6 +199,13 @@ json layer_error_json(const workload& w, candidate& c) {
     auto input = padded_batch(w.ids, begin, std::min(n, begin + s.batch_size), w.tokenizer.pad_id(), &mask);
     observed.forward(input, mask);
   }
+  // A quantized table's error is over the whole table: every row can be looked up.
+  for (const auto& site : c.quantized.sites) {
+    if (site.kind != site_kind::table) continue;
+    const auto ref = w.fp32.float_table(site.site).weight.to(at::kDouble);
+    const auto q = c.model().table_site(site.site).dequantized_table().to(at::kDouble);
+    energy[site.site] = {ref.pow(2).sum().item<double>(), (ref - q).pow(2).sum().item<double>()};
+  }
   std::vector<json> rows;
   for (const auto& [name, e] : energy) {
     const double nmse = e.first > 0 ? e.second / e.first : 0.0;

@@ -289,9 +289,12 @@ quantized_model apply_recipe(const distilbert_classifier& fp32, const recipe& r,
 
   const bool sequential = calibration && calibration->mode == calibration_mode::sequential;
   if (!sequential) {
+    // One pass over the fp32 model, stopped after the last calibrating site in model order.
     std::set<std::string> observed;
-    for (const auto& [name, state] : observer_of) observed.insert(name);
-    if (!observed.empty()) calibrate(fp32, observed, "");
+    std::string last;
+    for (const auto& a : assignment)
+      if (observer_of.count(a.target.name)) observed.insert(a.target.name), last = a.target.name;
+    if (!observed.empty()) calibrate(fp32, observed, last);
     for (const auto& a : assignment)
       if (a.rule >= 0 && a.target.kind == site_kind::linear) prepare_linear(a);
   } else {

@@ -290,10 +290,18 @@ scratch_buffers& thread_scratch() {
   return buffers;
 }
 
-class encoder {
+// What the reference does before WordPiece: the split around special tokens written in the text,
+// then BasicTokenizer (clean, CJK, whitespace split, lower + NFD + drop Mn, punctuation split).
+// Hands `out` each special token's id (out.special(id)) and each piece WordPiece runs on
+// (out.piece(bytes, n, code points)), in text order, and stops once out.full(). The encoder
+// (WordPiece ids) and basic_tokenize (the pieces as strings) are its two outputs, so the
+// vocabulary builder cuts words exactly as the tokenizer does.
+template <typename Out>
+class basic_splitter {
  public:
-  encoder(const detail::wordpiece_vocab& vocab, const tokenizer_options& options, id_sink& sink)
-      : vocab_(vocab), sink_(sink), scratch_(thread_scratch()),
+  basic_splitter(const std::vector<detail::special_token>& specials,
+                 const std::array<bool, 256>& special_first_byte, const tokenizer_options& options, Out& out)
+      : specials_(specials), special_first_byte_(special_first_byte), out_(out), scratch_(thread_scratch()),
         lower_(options.do_lower_case),
         strip_accents_(options.strip_accents.value_or(options.do_lower_case)),
         split_cjk_(options.tokenize_chinese_chars) {}
@@ -304,12 +312,12 @@ class encoder {
     std::string& word = scratch_.word;
     word.clear();
     bool word_is_ascii = true;
-    while (p < end && !sink_.full()) {
+    while (p < end && !out_.full()) {
       const unsigned char b = *p;
-      if (vocab_.special_first_byte[b]) {
+      if (special_first_byte_[b]) {
         if (const auto* special = special_at(p, end)) {
           flush_word(word, word_is_ascii);
-          sink_.push(special->id);
+          out_.special(special->id);
           p += special->text.size();
           continue;
         }
@@ -370,7 +378,7 @@ class encoder {
   const detail::special_token* special_at(const unsigned char* p, const unsigned char* end) const {
     const detail::special_token* best = nullptr;
     const auto left = static_cast<std::size_t>(end - p);
-    for (const auto& special : vocab_.specials) {
+    for (const auto& special : specials_) {
       if (special.text.size() <= left && std::memcmp(p, special.text.data(), special.text.size()) == 0 &&
           (best == nullptr || special.text.size() > best->text.size())) {
         best = &special;
@@ -382,9 +390,9 @@ class encoder {
   // One whitespace token of BasicTokenizer.tokenize; leaves `word` empty and ASCII again.
   void flush_word(std::string& word, bool& word_is_ascii) {
     if (word.empty()) return;
-    if (!sink_.full()) {
+    if (!out_.full()) {
       if (is_never_split(word)) {
-        wordpiece(word.data(), word.size(), count_code_points(word));
+        out_.piece(word.data(), word.size(), count_code_points(word));
       } else if (word_is_ascii) {
         split_ascii(word);
       } else {
@@ -398,8 +406,8 @@ class encoder {
   // BasicTokenizer keeps a token that equals a special token whole (it can only happen without
   // lower-casing, e.g. "[CL\x01S]" once _clean_text has removed the control character).
   bool is_never_split(const std::string& word) const {
-    if (!vocab_.special_first_byte[static_cast<unsigned char>(word[0])]) return false;
-    for (const auto& special : vocab_.specials) {
+    if (!special_first_byte_[static_cast<unsigned char>(word[0])]) return false;
+    for (const auto& special : specials_) {
       if (word == special.text) return true;
     }
     return false;
@@ -411,12 +419,12 @@ class encoder {
     std::size_t start = 0;
     for (std::size_t i = 0; i < n; ++i) {
       if (is_ascii_punctuation(static_cast<unsigned char>(data[i]))) {
-        if (i > start) wordpiece(data + start, i - start, i - start);
-        wordpiece(data + i, 1, 1);
+        if (i > start) out_.piece(data + start, i - start, i - start);
+        out_.piece(data + i, 1, 1);
         start = i + 1;
       }
     }
-    if (n > start) wordpiece(data + start, n - start, n - start);
+    if (n > start) out_.piece(data + start, n - start, n - start);
   }
 
   void split_unicode(const std::string& word) {
@@ -453,25 +461,46 @@ class encoder {
     std::string& piece = scratch_.piece;
     piece.clear();
     std::size_t piece_chars = 0;
-    for (std::size_t i = 0; i < count && !sink_.full(); ++i) {
+    for (std::size_t i = 0; i < count && !out_.full(); ++i) {
       const std::int32_t cp = cps[i];
       if (is_punctuation(cp)) {
-        if (!piece.empty()) wordpiece(piece.data(), piece.size(), piece_chars);
+        if (!piece.empty()) out_.piece(piece.data(), piece.size(), piece_chars);
         piece.clear();
         piece_chars = 0;
         append_utf8(piece, cp);
-        wordpiece(piece.data(), piece.size(), 1);
+        out_.piece(piece.data(), piece.size(), 1);
         piece.clear();
       } else {
         append_utf8(piece, cp);
         ++piece_chars;
       }
     }
-    if (!piece.empty()) wordpiece(piece.data(), piece.size(), piece_chars);
+    if (!piece.empty()) out_.piece(piece.data(), piece.size(), piece_chars);
   }
 
+  const std::vector<detail::special_token>& specials_;
+  const std::array<bool, 256>& special_first_byte_;
+  Out& out_;
+  scratch_buffers& scratch_;
+  bool lower_;
+  bool strip_accents_;
+  bool split_cjk_;
+};
+
+// The ids of a text: basic_splitter's pieces through greedy longest-match-first WordPiece.
+class encoder {
+ public:
+  encoder(const detail::wordpiece_vocab& vocab, const tokenizer_options& options, id_sink& sink)
+      : vocab_(vocab), sink_(sink), splitter_(vocab.specials, vocab.special_first_byte, options, *this) {}
+
+  void run(std::string_view text) { splitter_.run(text); }
+
+  // basic_splitter's output.
+  bool full() const { return sink_.full(); }
+  void special(std::int32_t id) { sink_.push(id); }
+
   // Greedy longest-match-first WordPiece over one piece of `n` bytes and `chars` code points.
-  void wordpiece(const char* text, std::size_t n, std::size_t chars) {
+  void piece(const char* text, std::size_t n, std::size_t chars) {
     if (chars > max_input_chars_per_word) {
       sink_.push(vocab_.unk);
       return;
@@ -506,12 +535,18 @@ class encoder {
     for (std::size_t i = 0; i < n_found; ++i) sink_.push(found[i]);
   }
 
+ private:
   const detail::wordpiece_vocab& vocab_;
   id_sink& sink_;
-  scratch_buffers& scratch_;
-  bool lower_;
-  bool strip_accents_;
-  bool split_cjk_;
+  basic_splitter<encoder> splitter_;
+};
+
+// basic_tokenize's output: every piece as a string.
+struct piece_list {
+  std::vector<std::string> words;
+  bool full() const { return false; }
+  void special(std::int32_t) {}
+  void piece(const char* text, std::size_t n, std::size_t) { words.emplace_back(text, n); }
 };
 
 // --- Loading -----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 //
 //   e2e_bench --model DIR --ids ids.jsonl --threads 1 --out qexp.json [--sentences 200]
 //             [--batch 32] [--warmup 10] [--config fp32:backend=blas --config onednn-int8 ...]
-//             [--profile]
+//             [--profile] [--calibration-ids train_ids.jsonl [--calibration-sentences 128]]
 //   e2e_bench --list-configs     (the default configurations, one per line)
 //
 // ids.jsonl is `qexp tokenize --json` output (one sentence per line), the file the seed pipeline
@@ -13,6 +13,9 @@
 // alternately per input, so the ratios between them come from the same seconds of machine load.
 // Batch 1 runs each sentence alone (no padding); batch N pads to the longest in the batch, as the
 // seed does (qexp's forward then computes only the real tokens; the seed computes the padding too).
+// A configuration whose plugin calibrates (static INT8, ...) is calibrated on the first
+// --calibration-sentences rows of --calibration-ids (tokenized training sentences, never the timed
+// ones), in float mode, batches of 8, through the same apply_recipe as `qexp run`.
 // --profile adds a pass per configuration that attributes each forward's time (thread CPU time at
 // one thread, wall time above) to its parts (embeddings, attention, Linear, GELU,
 // residual+LayerNorm, other) by timing each Linear through a wrapper and charging the gap before
@@ -34,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -62,8 +66,8 @@ double process_cpu_ms() {
 }
 
 struct options {
-  fs::path model, ids, out;
-  std::size_t sentences = 200, batch = 32, warmup = 10;
+  fs::path model, ids, out, calibration_ids;
+  std::size_t sentences = 200, batch = 32, warmup = 10, calibration_sentences = 128;
   int threads = 1;
   bool profile = false;
   std::vector<std::string> configs;
@@ -79,6 +83,7 @@ const std::vector<std::string> default_configs = {"fp32:backend=blas", "fp32:bac
   std::cerr << "e2e_bench: " << message
             << "\nusage: e2e_bench --model DIR --ids FILE --out FILE [--threads N] [--sentences N] "
                "[--batch N] [--warmup N] [--config plugin[:key=value,...]]... [--profile]\n"
+               "                 [--calibration-ids FILE [--calibration-sentences N]]\n"
                "       e2e_bench --list-configs\n";
   std::exit(2);
 }
@@ -106,6 +111,8 @@ options parse_args(int argc, char** argv) {
     else if (a == "--warmup") o.warmup = count();
     else if (a == "--threads") o.threads = static_cast<int>(count());
     else if (a == "--config") o.configs.push_back(value());
+    else if (a == "--calibration-ids") o.calibration_ids = value();
+    else if (a == "--calibration-sentences") o.calibration_sentences = count();
     else if (a == "--profile") o.profile = true;
     else if (a == "--list-configs") {
       for (const auto& c : default_configs) std::cout << c << "\n";
@@ -122,19 +129,12 @@ options parse_args(int argc, char** argv) {
 // "plugin:key=value,key=value" -> plugin id and options.
 std::pair<std::string, std::map<std::string, std::string>> parse_config(const std::string& spec) {
   const auto colon = spec.find(':');
-  std::pair<std::string, std::map<std::string, std::string>> result{spec.substr(0, colon), {}};
-  if (colon == std::string::npos) return result;
-  std::string rest = spec.substr(colon + 1);
-  std::size_t start = 0;
-  while (start <= rest.size()) {
-    const auto comma = std::min(rest.find(',', start), rest.size());
-    const std::string item = rest.substr(start, comma - start);
-    const auto eq = item.find('=');
-    if (eq == std::string::npos) usage_error("--config " + spec + ": expected key=value, found '" + item + "'");
-    result.second[item.substr(0, eq)] = item.substr(eq + 1);
-    start = comma + 1;
+  if (colon == std::string::npos) return {spec, {}};
+  try {
+    return {spec.substr(0, colon), qexp::parse_option_list(spec.substr(colon + 1), "--config")};
+  } catch (const std::exception& e) {
+    usage_error(e.what());
   }
-  return result;
 }
 
 struct sentence {
@@ -264,11 +264,22 @@ int main(int argc, char** argv) try {
 #endif
   const auto registry = qexp::plugin_registry::discover(extra);
 
+  std::optional<qexp::calibration_set> calibration;
+  if (!o.calibration_ids.empty()) {
+    calibration.emplace();
+    for (auto& r : read_ids(o.calibration_ids, o.calibration_sentences)) calibration->ids.push_back(std::move(r.ids));
+    calibration->pad_id = pad_id;
+  }
+
   std::vector<variant> variants;
   for (const auto& spec : o.configs) {
     const auto [id, given] = parse_config(spec);
     const auto recipe = qexp::single_rule_recipe(id, given, {}, "--config " + spec);
-    variant v{label_of(id, given), spec, qexp::apply_recipe(base, recipe, registry).model, 0, {}, {}, {}, {}, {}, {}};
+    const auto quantized = qexp::apply_recipe(base, recipe, registry, calibration ? &*calibration : nullptr);
+    if (quantized.calibration_seconds > 0)
+      std::cerr << "e2e_bench: " << spec << " calibrated on " << calibration->ids.size() << " sentences in "
+                << quantized.calibration_seconds << " s\n";
+    variant v{label_of(id, given), spec, quantized.model, 0, {}, {}, {}, {}, {}, {}};
     for (const auto& name : v.model.linear_names()) v.packed_bytes += v.model.linear(name).packed_bytes();
     variants.push_back(std::move(v));
   }
