@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 
+#include "accuracy_stats.h"
 #include "calibration_data.h"
 #include "results_report.h"
 #include "qexp/dataset.h"
@@ -166,9 +167,18 @@ json accuracy_json(const at::Tensor& probs, const at::Tensor& baseline_probs, co
   const auto p = baseline_probs.clamp_min(1e-12), q = probs.clamp_min(1e-12);
   const double kl = (p * (p.log() - q.log())).sum(1).mean().item<double>();
   std::vector<double> probe(probe_probs.data_ptr<double>(), probe_probs.data_ptr<double>() + probe_probs.numel());
+  const auto right = predicted.eq(labels).contiguous(), baseline_right = baseline_predicted.eq(labels).contiguous();
+  const paired_accuracy_stats paired = compare_accuracy(
+      std::vector<bool>(baseline_right.data_ptr<bool>(), baseline_right.data_ptr<bool>() + baseline_right.numel()),
+      std::vector<bool>(right.data_ptr<bool>(), right.data_ptr<bool>() + right.numel()), w.config.seed);
   return {{"sentences", w.data.size()},
           {"accuracy", accuracy},
           {"accuracy_delta_vs_fp32", accuracy - baseline_accuracy},
+          {"accuracy_delta_ci95", {paired.ci_low, paired.ci_high}},
+          {"accuracy_delta_significant", paired.significant()},
+          {"mcnemar_p", paired.mcnemar_p},
+          {"sentences_only_fp32_right", paired.baseline_only},
+          {"sentences_only_this_right", paired.candidate_only},
           {"agreement_with_fp32", predicted.eq(baseline_predicted).to(at::kDouble).mean().item<double>()},
           {"mean_kl_vs_fp32", kl},
           {"max_abs_dp_vs_fp32", (probs - baseline_probs).abs().max().item<double>()},
