@@ -517,7 +517,7 @@ std::string summary_html(const std::vector<result_row>& rows, const std::vector<
     if (setting_column) out += cell(r.headline_probe ? detail::latency_setting(*r.headline_probe, false) : "-");
     out += cell(format_times(r.speedup, 2), true);
     out += cell(format_percent(r.accuracy), true);
-    out += cell(format_points(r.accuracy_delta), true);
+    out += cell(format_delta(r), true);
     out += cell(format_percent(r.agreement), true);
     std::string layer = r.worst_layer.rfind(layer_prefix, 0) == 0 ? r.worst_layer.substr(layer_prefix.size()) : r.worst_layer;
     out += "<td class=\"layer\" title=\"" + html_escape(r.worst_layer) + "\">" + html_escape(layer.empty() ? "-" : layer) + "</td>";

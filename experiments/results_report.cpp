@@ -1,9 +1,6 @@
 // Results files: loading and checking results.json, the CSV, the terminal table, summary.md and
-// atomic writes. The HTML report lives in results_html.cpp.
+// the report files (written atomically, qexp/atomic_file.h). The HTML report lives in results_html.cpp.
 #include "results_report.h"
-
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -60,6 +57,18 @@ std::string fixed(const std::optional<double>& value, int decimals, const std::s
   return value ? fixed(*value, decimals) : missing;
 }
 
+std::string with_thousands(double n) {
+  std::string digits = fixed(n, 0);
+  std::string out;
+  int count = 0;
+  for (auto it = digits.rbegin(); it != digits.rend(); ++it) {
+    if (count && count % 3 == 0 && std::isdigit(static_cast<unsigned char>(*it))) out += ',';
+    out += *it;
+    ++count;
+  }
+  return {out.rbegin(), out.rend()};
+}
+
 std::string format_ms(const std::optional<double>& ms) {
   if (!ms) return "-";
   return fixed(*ms, *ms >= 100 ? 1 : *ms >= 1 ? 2 : 3);
@@ -71,6 +80,10 @@ std::string format_points(const std::optional<double>& v) {
   std::snprintf(buffer, sizeof buffer, "%+.2f", *v * 100);
   // "-0.00" for a tiny negative delta reads as a loss that is not there.
   return std::string(buffer) == "-0.00" ? "+0.00" : buffer;
+}
+std::string format_delta(const result_row& row) {
+  const bool noise = !row.is_baseline && row.accuracy_delta_significant && !*row.accuracy_delta_significant;
+  return format_points(row.accuracy_delta) + (noise ? " (n.s.)" : "");
 }
 std::string format_times(const std::optional<double>& v, int decimals, const std::string& sign) {
   return v ? fixed(*v, decimals) + sign : "-";
@@ -231,6 +244,8 @@ std::vector<result_row> collect_rows(const std::vector<json>& runs) {
       }
       row.accuracy = number_at(result, {"accuracy", "accuracy"});
       row.accuracy_delta = number_at(result, {"accuracy", "accuracy_delta_vs_fp32"});
+      if (const auto* significant = find(result, {"accuracy", "accuracy_delta_significant"}); significant && significant->is_boolean())
+        row.accuracy_delta_significant = significant->get<bool>();
       row.agreement = number_at(result, {"accuracy", "agreement_with_fp32"});
       row.mean_kl = number_at(result, {"accuracy", "mean_kl_vs_fp32"});
       row.max_abs_dp = number_at(result, {"accuracy", "max_abs_dp_vs_fp32"});
@@ -260,6 +275,7 @@ using detail::format_percent;
 using detail::format_points;
 using detail::format_times;
 using detail::result_row;
+using detail::with_thousands;
 
 // ---------------------------------------------------------------------------------------------
 // Loading
@@ -318,8 +334,6 @@ std::vector<std::filesystem::path> find_results_files(const std::filesystem::pat
 // ---------------------------------------------------------------------------------------------
 // CSV
 
-namespace {
-
 std::string csv_field(const std::string& text) {
   bool needs_quotes = text.find_first_of(",\"\r\n") != std::string::npos ||
                       (!text.empty() && (text.front() == ' ' || text.back() == ' '));
@@ -331,6 +345,8 @@ std::string csv_field(const std::string& text) {
   }
   return out + "\"";
 }
+
+namespace {
 
 // Numbers keep their JSON spelling (shortest round trip); anything else is an empty cell.
 std::string csv_number(const json* value) {
@@ -483,7 +499,7 @@ summary_cells make_summary(const std::vector<result_row>& rows, bool always_show
     cells.push_back(format_ms(row.p50_ms));
     cells.push_back(format_times(row.speedup, 2));
     cells.push_back(format_percent(row.accuracy));
-    cells.push_back(format_points(row.accuracy_delta));
+    cells.push_back(format_delta(row));
     cells.push_back(format_percent(row.agreement));
     if (setting_column) cells.push_back(row.headline_probe ? detail::latency_setting(*row.headline_probe, false) : "-");
     t.rows.push_back(std::move(cells));
@@ -495,8 +511,8 @@ summary_cells make_summary(const std::vector<result_row>& rows, bool always_show
   } else {
     t.notes.push_back("p50 ms: probe sentence at the smallest batch and fewest threads measured; speedup: against fp32 in the same run.");
   }
-  t.notes.push_back("size MB: checkpoint file in 10^6 bytes, ratio to fp32; delta pp: accuracy change in percentage points; "
-                    "agreement: share of predictions equal to fp32.");
+  t.notes.push_back("size MB: checkpoint file in 10^6 bytes, ratio to fp32; delta pp: accuracy change in percentage points, "
+                    "(n.s.) when its 95% paired-bootstrap interval contains 0; agreement: share of predictions equal to fp32.");
   return t;
 }
 
@@ -633,18 +649,6 @@ std::string yes_no_flags(const json& isa) {
   return out;
 }
 
-std::string with_thousands(double n) {
-  std::string digits = fixed(n, 0);
-  std::string out;
-  int count = 0;
-  for (auto it = digits.rbegin(); it != digits.rend(); ++it) {
-    if (count && count % 3 == 0 && std::isdigit(static_cast<unsigned char>(*it))) out += ',';
-    out += *it;
-    ++count;
-  }
-  return {out.rbegin(), out.rend()};
-}
-
 std::string md_run_section(const json& run, const std::vector<result_row>& rows, std::size_t run_index) {
   std::string out;
   std::string name = detail::string_at(run, {"experiment", "name"});
@@ -749,15 +753,21 @@ std::string md_run_section(const json& run, const std::vector<result_row>& rows,
   for (const auto& r : mine) {
     if (!detail::find(*r.result, {"accuracy"})) continue;
     auto n = [&r](const char* key) { return detail::number_at(*r.result, {"accuracy", key}); };
+    const auto* ci = detail::find(*r.result, {"accuracy", "accuracy_delta_ci95"});
+    const bool has_ci = ci && ci->is_array() && ci->size() == 2 && (*ci)[0].is_number() && (*ci)[1].is_number();
     accuracy_rows.push_back({md_text(r.label), fixed(n("sentences"), 0), format_percent(n("accuracy")),
-                             format_points(n("accuracy_delta_vs_fp32")), format_percent(n("agreement_with_fp32")),
+                             format_delta(r),
+                             has_ci ? "[" + format_points((*ci)[0].get<double>()) + ", " + format_points((*ci)[1].get<double>()) + "]"
+                                    : "-",
+                             n("mcnemar_p") ? fixed(n("mcnemar_p"), 3) : "-", format_percent(n("agreement_with_fp32")),
                              fixed(n("mean_kl_vs_fp32"), 6), fixed(n("max_abs_dp_vs_fp32"), 4),
                              fixed(n("probe_total_abs_dp"), 4)});
   }
   if (!accuracy_rows.empty()) {
     out += "### Accuracy\n\n";
-    out += md_table({"scheme", "sentences", "accuracy", "delta pp", "agreement", "mean KL", "max |dp|", "probe sum |dp|"},
-                    {false, true, true, true, true, true, true, true}, accuracy_rows);
+    out += md_table({"scheme", "sentences", "accuracy", "delta pp", "95% CI pp", "McNemar p", "agreement", "mean KL",
+                     "max |dp|", "probe sum |dp|"},
+                    {false, true, true, true, true, true, true, true, true, true}, accuracy_rows);
     out += "\n";
   }
 
@@ -833,41 +843,6 @@ std::string summary_markdown(const std::vector<json>& runs) {
 
 // ---------------------------------------------------------------------------------------------
 // Files
-
-void write_text_atomically(const std::filesystem::path& path, const std::string& text) {
-  namespace fs = std::filesystem;
-  fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw error(path.string() + ": cannot create the folder " + dir.string() + " (" + ec.message() + ")");
-  // Same folder, so the rename stays on one file system and is atomic; the pid keeps two writers apart.
-  fs::path temp = dir / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()));
-  auto fail = [&](const std::string& what) {
-    int saved = errno;
-    fs::remove(temp, ec);
-    throw error(path.string() + ": " + what + " (" + std::strerror(saved) + ")");
-  };
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot create the temporary file " + temp.string());
-  const char* data = text.data();
-  std::size_t left = text.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, data, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ::close(fd);
-      fail("cannot write");
-    }
-    data += n;
-    left -= static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    ::close(fd);
-    fail("cannot flush to disk");
-  }
-  if (::close(fd) != 0) fail("cannot close");
-  if (::rename(temp.c_str(), path.c_str()) != 0) fail("cannot rename " + temp.string() + " over it");
-}
 
 void write_report_files(const std::vector<json>& runs, const std::filesystem::path& out_dir) {
   write_text_atomically(out_dir / "results.csv", results_csv(runs));

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "qexp/atomic_file.h"  // write_text_atomically, which every results file goes through
+
 namespace qexp {
 
 inline constexpr const char* results_schema_id = "qexp.results/1";
@@ -30,6 +32,9 @@ std::vector<std::filesystem::path> find_results_files(const std::filesystem::pat
 // One row per result per run, with a header row; pandas-friendly (missing values are empty cells,
 // RFC 4180 quoting). Column list and units: docs/results.md.
 std::string results_csv(const std::vector<nlohmann::json>& runs);
+// One CSV cell, quoted (RFC 4180) when it holds a comma, a quote or a line break, or starts or ends
+// with a space, which some readers would trim. Every CSV qexp writes quotes its cells with it.
+std::string csv_field(const std::string& text);
 // Aligned plain-text table for the terminal; failed rows show their error.
 std::string summary_table(const std::vector<nlohmann::json>& runs);
 // summary.md: the table in Markdown, plus environment, data, latency settings and the worst
@@ -37,10 +42,6 @@ std::string summary_table(const std::vector<nlohmann::json>& runs);
 std::string summary_markdown(const std::vector<nlohmann::json>& runs);
 // One self-contained HTML file (no scripts, no network): the table and inline SVG plots.
 std::string report_html(const std::vector<nlohmann::json>& runs);
-
-// Writes through a temporary file in the same folder and renames it over `path`, so a reader never
-// sees half a file. Throws qexp::error naming the path on failure.
-void write_text_atomically(const std::filesystem::path& path, const std::string& text);
 
 // Rebuilds summary.md, results.csv and report.html inside one results folder from its results.json.
 void rebuild_report(const std::filesystem::path& run_dir);
@@ -64,6 +65,7 @@ struct result_row {
   const nlohmann::json* headline_dataset = nullptr;
   std::optional<double> p50_ms, speedup;
   std::optional<double> accuracy, accuracy_delta, agreement, mean_kl, max_abs_dp, probe_total_abs_dp;
+  std::optional<bool> accuracy_delta_significant;  // its 95% interval excludes 0 (absent: not computed)
   std::string worst_layer;
   std::optional<double> worst_sqnr_db;
 
@@ -81,10 +83,14 @@ std::string string_at(const nlohmann::json& j, std::initializer_list<const char*
 
 std::string fixed(double value, int decimals);
 std::string fixed(const std::optional<double>& value, int decimals, const std::string& missing = "-");
+// 1503106 -> "1,503,106" (rounded to a whole number first).
+std::string with_thousands(double value);
 // The cell formats every renderer shares; "-" for a missing value.
 std::string format_ms(const std::optional<double>& ms);             // 3 significant-ish digits
 std::string format_percent(const std::optional<double>& fraction);  // 0.8107 -> "81.07%"
 std::string format_points(const std::optional<double>& fraction);   // signed percentage points
+// A row's accuracy delta in points, with " (n.s.)" when its 95% interval contains 0.
+std::string format_delta(const result_row& row);
 std::string format_times(const std::optional<double>& ratio, int decimals, const std::string& sign = "x");
 // "batch 1, 1 thread, 22 tokens" for a probe entry; "batch 1, 1 thread, 200 sentences, 25.1 mean
 // tokens" for a dataset entry.

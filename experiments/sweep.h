@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "qexp/shell.h"  // run_shell and shell_quote, which the Slurm executor uses
+
 namespace qexp {
 
 struct sweep_point {
@@ -119,13 +121,5 @@ std::string submit_slurm(const sweep_plan& plan, const std::vector<std::size_t>&
 void wait_for_slurm_job(const sweep_plan& plan, const std::string& job_id, std::ostream& progress,
                         std::chrono::seconds poll = std::chrono::seconds(2),
                         std::chrono::seconds timeout = std::chrono::hours(24 * 7));
-
-// Runs a shell command line (through /bin/sh), returning its exit code and stdout+stderr.
-struct shell_result {
-  int exit_code = -1;
-  std::string output;
-};
-shell_result run_shell(const std::string& command_line);
-std::string shell_quote(const std::string& text);
 
 }  // namespace qexp

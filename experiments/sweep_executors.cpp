@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iomanip>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -21,30 +20,6 @@ extern char** environ;
 
 namespace qexp {
 namespace fs = std::filesystem;
-
-shell_result run_shell(const std::string& command_line) {
-  shell_result result;
-  FILE* pipe = ::popen((command_line + " 2>&1").c_str(), "r");
-  if (!pipe) {
-    result.output = std::string("cannot start /bin/sh: ") + std::strerror(errno);
-    return result;
-  }
-  char buffer[4096];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  return result;
-}
-
-std::string shell_quote(const std::string& text) {
-  if (!text.empty() && text.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+%@") ==
-                           std::string::npos)
-    return text;
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
 namespace {
 
@@ -78,9 +53,7 @@ pid_t spawn_point(const sweep_plan& plan, const sweep_point& point, const point_
 }
 
 std::string seconds_text(std::chrono::steady_clock::duration d) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(1) << std::chrono::duration<double>(d).count() << " s";
-  return out.str();
+  return detail::fixed(std::chrono::duration<double>(d).count(), 1) + " s";
 }
 
 // "0-3", "0,2-3": the --array list of these point indices.
@@ -135,7 +108,7 @@ struct squeue_answer {
 
 squeue_answer query_squeue(const std::string& job_id) {
   squeue_answer answer;
-  const auto r = run_shell("squeue -h -r -j " + shell_quote(job_id) + " -o '%i %T'");
+  const auto r = run_shell("squeue -h -r -j " + shell_quote(job_id) + " -o '%i %T' 2>&1");
   if (r.exit_code != 0) {
     // A job that left the controller's memory is "invalid": it is no longer queued.
     if (r.output.find("Invalid job id") != std::string::npos) answer.ok = true;
@@ -263,7 +236,7 @@ std::string submit_slurm(const sweep_plan& plan, const std::vector<std::size_t>&
                          const point_command& command) {
   const fs::path script = plan.dir / "sweep.sbatch";
   write_text_atomically(script, slurm_script(plan, selected, command));
-  const auto r = run_shell("sbatch --parsable " + shell_quote(script.string()));
+  const auto r = run_shell("sbatch --parsable " + shell_quote(script.string()) + " 2>&1");
   std::string out = r.output;
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' ')) out.pop_back();
   // --parsable prints "jobid" or "jobid;cluster" on its last line (warnings may come first).

@@ -16,47 +16,23 @@
 #include <sstream>
 
 #include "qexp/config_schema.h"
+#include "qexp/dataset.h"
 #include "qexp/errors.h"
 #include "qexp/safetensors.h"
 #include "qexp/tokenizer.h"
 #include "qexp/version.h"
 #include "qexp/wordpiece_trainer.h"
+#include "results_report.h"
 #include "trainer_model.h"
 
 namespace qexp {
 namespace fs = std::filesystem;
+using detail::fixed;
+using detail::with_thousands;
 
-std::vector<labelled_sentence> read_labelled_tsv(const fs::path& path, std::int64_t limit) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw input_error(path.string() + ": cannot open the data file");
-  std::vector<labelled_sentence> rows;
-  std::string line;
-  std::int64_t line_number = 0;
-  while (std::getline(in, line)) {
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line_number == 1) continue;  // header: sentence<TAB>label
-    if (line.empty()) continue;
-    const auto tab = line.rfind('\t');
-    if (tab == std::string::npos)
-      throw input_error(path.string() + ":" + std::to_string(line_number) +
-                        ": expected 'sentence<TAB>label', found no tab");
-    const std::string label_text = line.substr(tab + 1);
-    std::int64_t label = -1;
-    try {
-      std::size_t used = 0;
-      label = std::stoll(label_text, &used);
-      if (used != label_text.size()) label = -1;
-    } catch (const std::exception&) {
-      label = -1;
-    }
-    if (label < 0)
-      throw input_error(path.string() + ":" + std::to_string(line_number) +
-                        ": expected a non-negative integer label after the last tab, found '" + label_text + "'");
-    rows.push_back({line.substr(0, tab), label});
-    if (limit > 0 && static_cast<std::int64_t>(rows.size()) >= limit) break;
-  }
-  if (rows.empty()) throw input_error(path.string() + ": no labelled rows after the header");
+labelled_sentences read_training_tsv(const fs::path& path, std::int64_t limit) {
+  auto rows = read_sentence_tsv(path, limit > 0 ? static_cast<std::size_t>(limit) : 0);
+  if (rows.size() == 0) throw input_error(path.string() + ": no labelled rows after the header");
   return rows;
 }
 
@@ -112,26 +88,17 @@ class train_log {
   bool bar_shown_ = false;
 };
 
-std::string fixed(double v, int digits) {
-  std::ostringstream o;
-  o << std::fixed << std::setprecision(digits) << v;
-  return o.str();
-}
-
 struct encoded_set {
   std::vector<std::vector<std::int64_t>> ids;
   std::vector<std::int64_t> labels;
   std::size_t size() const { return ids.size(); }
 };
 
-encoded_set encode_all(const std::vector<labelled_sentence>& rows, const wordpiece_tokenizer& tokenizer,
-                       std::int64_t max_length) {
+encoded_set encode_all(const labelled_sentences& rows, const wordpiece_tokenizer& tokenizer, std::int64_t max_length) {
   encoded_set out;
   out.ids.reserve(rows.size());
-  for (const auto& row : rows) {
-    out.ids.push_back(tokenizer.encode_ids(row.text, static_cast<std::size_t>(max_length)));
-    out.labels.push_back(row.label);
-  }
+  for (const auto& text : rows.sentences) out.ids.push_back(tokenizer.encode_ids(text, static_cast<std::size_t>(max_length)));
+  out.labels = rows.labels;
   return out;
 }
 
@@ -141,26 +108,14 @@ struct batch {
 };
 
 batch make_batch(const encoded_set& data, const std::vector<std::size_t>& rows, std::int64_t pad_id) {
-  std::size_t longest = 0;
-  for (auto r : rows) longest = std::max(longest, data.ids[r].size());
-  const auto b = static_cast<std::int64_t>(rows.size()), t = static_cast<std::int64_t>(longest);
-  auto ids = torch::full({b, t}, pad_id, torch::kLong);
-  auto mask = torch::zeros({b, t}, torch::kLong);
-  auto labels = torch::empty({b}, torch::kLong);
-  auto* ip = ids.data_ptr<std::int64_t>();
-  auto* mp = mask.data_ptr<std::int64_t>();
-  auto* lp = labels.data_ptr<std::int64_t>();
   batch out;
-  for (std::int64_t i = 0; i < b; ++i) {
-    const auto& sentence = data.ids[rows[static_cast<std::size_t>(i)]];
-    std::copy(sentence.begin(), sentence.end(), ip + i * t);
-    std::fill(mp + i * t, mp + i * t + static_cast<std::int64_t>(sentence.size()), 1);
-    lp[i] = data.labels[rows[static_cast<std::size_t>(i)]];
-    out.tokens += static_cast<std::int64_t>(sentence.size());
+  out.input_ids = padded_batch(data.ids, rows, pad_id, &out.attention_mask);
+  out.labels = torch::empty({static_cast<std::int64_t>(rows.size())}, torch::kLong);
+  auto* lp = out.labels.data_ptr<std::int64_t>();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    lp[i] = data.labels[rows[i]];
+    out.tokens += static_cast<std::int64_t>(data.ids[rows[i]].size());
   }
-  out.input_ids = ids;
-  out.attention_mask = mask;
-  out.labels = labels;
   return out;
 }
 
@@ -280,15 +235,6 @@ std::uint64_t write_weights(const named_tensors& tensors, const fs::path& path) 
   return writer.write(path);
 }
 
-std::string thousands(std::int64_t v) {
-  std::string digits = std::to_string(v), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 }  // namespace
 
 train_result run_training(const train_config& c, const fs::path& out_dir, const YAML::Node& resolved) {
@@ -299,17 +245,17 @@ train_result run_training(const train_config& c, const fs::path& out_dir, const 
   at::set_num_threads(static_cast<int>(c.threads));
 
   // Data and vocabulary.
-  const auto train_rows = read_labelled_tsv(c.train_path, c.train_limit);
-  const auto dev_rows = read_labelled_tsv(c.dev_path, c.dev_limit);
+  const auto train_rows = read_training_tsv(c.train_path, c.train_limit);
+  const auto dev_rows = read_training_tsv(c.dev_path, c.dev_limit);
   for (const auto* rows : {&train_rows, &dev_rows})
-    for (const auto& r : *rows)
-      if (r.label > 1)
+    for (const auto label : rows->labels)
+      if (label > 1)
         throw input_error((rows == &train_rows ? c.train_path : c.dev_path).string() +
-                          ": labels must be 0 or 1 (binary sentiment), found " + std::to_string(r.label));
+                          ": labels must be 0 or 1 (binary sentiment), found " + std::to_string(label));
   const fs::path vocab_path = out_dir / "vocab.txt";
   if (c.vocab.file.empty()) {
     wordpiece_vocab_builder builder;
-    for (const auto& r : train_rows) builder.add_text(r.text);
+    for (const auto& text : train_rows.sentences) builder.add_text(text);
     wordpiece_vocab_options options;
     options.vocab_size = static_cast<std::size_t>(c.vocab.size);
     options.min_frequency = static_cast<std::uint64_t>(c.vocab.min_frequency);
@@ -332,7 +278,7 @@ train_result run_training(const train_config& c, const fs::path& out_dir, const 
     train_tokens += static_cast<std::int64_t>(s.size());
     unknown += std::count(s.begin(), s.end(), tokenizer.unk_id());
   }
-  log.line("data: " + std::to_string(train.size()) + " training sentences (" + thousands(train_tokens) +
+  log.line("data: " + std::to_string(train.size()) + " training sentences (" + with_thousands(static_cast<double>(train_tokens)) +
            " tokens, " + std::to_string(unknown) + " [UNK]), " + std::to_string(dev.size()) + " dev sentences");
 
   // Model and optimizer.
@@ -367,7 +313,7 @@ train_result run_training(const train_config& c, const fs::path& out_dir, const 
   };
   log.line("model: dim " + std::to_string(c.model.dim) + ", " + std::to_string(c.model.n_layers) + " layers, " +
            std::to_string(c.model.n_heads) + " heads, hidden " + std::to_string(c.model.hidden_dim) + ", vocab " +
-           std::to_string(tokenizer.vocab_size()) + ": " + thousands(parameters) + " parameters");
+           std::to_string(tokenizer.vocab_size()) + ": " + with_thousands(static_cast<double>(parameters)) + " parameters");
   log.line("training: " + std::to_string(total_steps) + " steps (" + std::to_string(steps_per_epoch) +
            " per epoch, batch " + std::to_string(t.batch_size) + "), AdamW lr " + fixed(t.learning_rate, 6) +
            ", warm-up " + std::to_string(warmup_steps) + " steps then linear decay, " + std::to_string(c.threads) +
@@ -513,7 +459,7 @@ train_result run_training(const train_config& c, const fs::path& out_dir, const 
   result.metrics = m;
   log.line("done: best dev accuracy " + fixed(100 * result.best_dev_accuracy, 2) + "% at step " +
            std::to_string(result.best_step) + "; " + std::to_string(result.steps) + " steps in " +
-           fixed(result.seconds, 0) + " s (" + fixed(process_cpu_seconds() - cpu_start, 0) + " s of CPU); model written to " + out_dir.string() + " (" + thousands(static_cast<std::int64_t>(weight_bytes)) +
+           fixed(result.seconds, 0) + " s (" + fixed(process_cpu_seconds() - cpu_start, 0) + " s of CPU); model written to " + out_dir.string() + " (" + with_thousands(static_cast<double>(weight_bytes)) +
            " bytes of weights)");
   return result;
 }

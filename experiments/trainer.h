@@ -15,19 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "qexp/dataset.h"
 #include "train_config.h"
 
 namespace qexp {
 
-struct labelled_sentence {
-  std::string text;
-  std::int64_t label = 0;
-};
-
-// An SST-2 style TSV: a header line, then "sentence<TAB>label" rows split on the LAST tab (no
-// quote handling). limit > 0 keeps the first `limit` rows. Throws input_error naming the file and
-// line of a row without a tab or with a label that is not a non-negative integer.
-std::vector<labelled_sentence> read_labelled_tsv(const std::filesystem::path& path, std::int64_t limit = 0);
+// The training data: read_sentence_tsv (qexp/dataset.h), plus an input_error when the file has
+// no rows after its header. limit > 0 keeps the first `limit` rows.
+labelled_sentences read_training_tsv(const std::filesystem::path& path, std::int64_t limit = 0);
 
 struct train_result {
   double best_dev_accuracy = 0;

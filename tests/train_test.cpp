@@ -138,14 +138,14 @@ TEST_F(trained_tiny_model, saved_folder_gives_the_trainable_modules_logits_and_t
   }
   module->eval();
 
-  const auto dev = read_labelled_tsv(sst2("dev.tsv"), 200);
+  const auto dev = read_training_tsv(sst2("dev.tsv"), 200);
   std::int64_t correct = 0;
   for (std::size_t start = 0; start < dev.size(); start += 50) {
     std::vector<std::string> texts;
     std::vector<std::int64_t> labels;
     for (std::size_t i = start; i < start + 50; ++i) {
-      texts.push_back(dev[i].text);
-      labels.push_back(dev[i].label);
+      texts.push_back(dev.sentences[i]);
+      labels.push_back(dev.labels[i]);
     }
     const auto batch = tokenizer.encode_batch(texts, 32);  // padded: the masks matter
     const auto expected = [&] {
@@ -196,21 +196,29 @@ TEST(train_config, rejects_heads_that_do_not_divide_dim_and_lengths_beyond_the_p
   EXPECT_THROW(load({"vocab.file=no/such/vocab.txt"}), config_error);
 }
 
-TEST(read_labelled_tsv, splits_on_the_last_tab_and_names_bad_rows) {
+// The trainer reads its data with read_sentence_tsv (tested in dataset_test.cpp), and needs rows.
+TEST(read_training_tsv, splits_on_the_last_tab_and_names_bad_rows_and_empty_files) {
   test::temp_dir tmp;
   test::write_file(tmp.path() / "ok.tsv", "sentence\tlabel\na\ttab inside \t1\nplain \t0\n");
-  const auto rows = read_labelled_tsv(tmp.path() / "ok.tsv");
+  const auto rows = read_training_tsv(tmp.path() / "ok.tsv");
   ASSERT_EQ(rows.size(), 2u);
-  EXPECT_EQ(rows[0].text, "a\ttab inside ");
-  EXPECT_EQ(rows[0].label, 1);
-  EXPECT_EQ(rows[1].label, 0);
-  test::write_file(tmp.path() / "bad.tsv", "sentence\tlabel\nfine\t1\nno label here\n");
-  try {
-    read_labelled_tsv(tmp.path() / "bad.tsv");
-    FAIL() << "expected input_error";
-  } catch (const input_error& e) {
-    EXPECT_NE(std::string(e.what()).find("bad.tsv:3"), std::string::npos) << e.what();
-  }
+  EXPECT_EQ(rows.sentences[0], "a\ttab inside ");
+  EXPECT_EQ(rows.labels[0], 1);
+  EXPECT_EQ(rows.labels[1], 0);
+  EXPECT_EQ(read_training_tsv(tmp.path() / "ok.tsv", 1).size(), 1u);
+  auto error_of = [&](const char* file, const char* content) -> std::string {
+    test::write_file(tmp.path() / file, content);
+    try {
+      read_training_tsv(tmp.path() / file);
+    } catch (const input_error& e) {
+      return e.what();
+    }
+    return "no input_error";
+  };
+  const std::string bad_row = error_of("bad.tsv", "sentence\tlabel\nfine\t1\nno label here\n");
+  EXPECT_NE(bad_row.find("bad.tsv:3"), std::string::npos) << bad_row;
+  const std::string no_rows = error_of("header_only.tsv", "sentence\tlabel\n");
+  EXPECT_NE(no_rows.find("no labelled rows after the header"), std::string::npos) << no_rows;
 }
 
 TEST(qexp_train_command, trains_a_config_and_refuses_other_kinds) {

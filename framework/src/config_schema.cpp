@@ -7,6 +7,7 @@
 
 #include "qexp/errors.h"
 #include "qexp/suggest.h"
+#include "qexp/text.h"
 
 namespace qexp {
 namespace fs = std::filesystem;
@@ -76,10 +77,7 @@ const schema_node* schema_node::field(const std::string& name) const {
 std::vector<fs::path> default_data_search_path(const fs::path& config_file) {
   std::vector<fs::path> out;
   if (const char* env = std::getenv("QEXP_DATA_PATH"); env && *env) {
-    std::stringstream s(env);
-    std::string part;
-    while (std::getline(s, part, ':'))
-      if (!part.empty()) out.emplace_back(part);
+    for (const auto& part : split_path_list(env)) out.emplace_back(part);
     return out;
   }
   std::error_code ec;

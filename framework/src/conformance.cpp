@@ -12,6 +12,7 @@
 #include <set>
 
 #include "qexp/errors.h"
+#include "qexp/text.h"
 
 namespace qexp {
 namespace {
@@ -30,12 +31,6 @@ std::string sci(double v) {
   char text[32];
   std::snprintf(text, sizeof text, "%.2e", v);
   return text;
-}
-
-std::string shape_text(at::IntArrayRef sizes) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
-  return out + "]";
 }
 
 // Messages from plugins and libtorch can span lines; a check's detail is one.

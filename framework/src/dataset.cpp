@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -43,17 +44,36 @@ labelled_sentences read_sentence_tsv(const std::filesystem::path& path, std::siz
   return out;
 }
 
+namespace {
+
+// The one padding loop: batch row r is ids[row(r)], right-padded with pad_id to the longest.
+template <typename Row>
+at::Tensor pad_rows(const std::vector<std::vector<std::int64_t>>& ids, std::size_t count, Row row,
+                    std::int64_t pad_id, at::Tensor* mask) {
+  std::size_t longest = 0;
+  for (std::size_t r = 0; r < count; ++r) longest = std::max(longest, ids[row(r)].size());
+  auto input = at::full({static_cast<std::int64_t>(count), static_cast<std::int64_t>(longest)}, pad_id, at::kLong);
+  *mask = at::zeros_like(input);
+  auto* in = input.data_ptr<std::int64_t>();
+  auto* m = mask->data_ptr<std::int64_t>();
+  for (std::size_t r = 0; r < count; ++r) {
+    const auto& sentence = ids[row(r)];
+    std::copy(sentence.begin(), sentence.end(), in + r * longest);
+    std::fill(m + r * longest, m + r * longest + sentence.size(), 1);
+  }
+  return input;
+}
+
+}  // namespace
+
 at::Tensor padded_batch(const std::vector<std::vector<std::int64_t>>& ids, std::size_t begin, std::size_t end,
                         std::int64_t pad_id, at::Tensor* mask) {
-  std::size_t longest = 0;
-  for (std::size_t i = begin; i < end; ++i) longest = std::max(longest, ids[i].size());
-  auto input = at::full({static_cast<std::int64_t>(end - begin), static_cast<std::int64_t>(longest)}, pad_id, at::kLong);
-  *mask = at::zeros_like(input);
-  auto in = input.accessor<std::int64_t, 2>();
-  auto m = mask->accessor<std::int64_t, 2>();
-  for (std::size_t i = begin; i < end; ++i)
-    for (std::size_t t = 0; t < ids[i].size(); ++t) in[i - begin][t] = ids[i][t], m[i - begin][t] = 1;
-  return input;
+  return pad_rows(ids, end - begin, [begin](std::size_t r) { return begin + r; }, pad_id, mask);
+}
+
+at::Tensor padded_batch(const std::vector<std::vector<std::int64_t>>& ids, const std::vector<std::size_t>& rows,
+                        std::int64_t pad_id, at::Tensor* mask) {
+  return pad_rows(ids, rows.size(), [&rows](std::size_t r) { return rows[r]; }, pad_id, mask);
 }
 
 }  // namespace qexp

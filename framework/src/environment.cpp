@@ -7,26 +7,24 @@
 
 #include <ATen/Parallel.h>
 
-#include <array>
-#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 
+#include "qexp/shell.h"
 #include "qexp/version.h"
 
 namespace qexp {
 namespace {
 
+// What `command` prints, without its trailing newline; empty when /bin/sh cannot start.
 std::string command_output(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return out;
-  std::array<char, 256> buffer{};
-  while (fgets(buffer.data(), buffer.size(), pipe)) out += buffer.data();
-  pclose(pipe);
+  shell_result r = run_shell(command);
+  if (r.exit_code == -1) return {};
+  std::string out = std::move(r.output);
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   return out;
 }
@@ -87,7 +85,7 @@ nlohmann::json environment_json(const std::filesystem::path& repo_hint) {
   uname(&uts);
   std::string commit;
   if (!repo_hint.empty())
-    commit = command_output("git -C '" + repo_hint.string() + "' describe --always --dirty --abbrev=12 2>/dev/null");
+    commit = command_output("git -C " + shell_quote(repo_hint.string()) + " describe --always --dirty --abbrev=12 2>/dev/null");
   return {
       {"cpu_model", cpu.model},
       {"isa", {{"avx2", cpu.avx2}, {"avx512f", cpu.avx512f}, {"avx512_vnni", cpu.avx512_vnni}, {"amx_int8", cpu.amx_int8}}},

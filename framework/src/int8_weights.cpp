@@ -3,13 +3,12 @@
 #include <ATen/ATen.h>
 
 #include "qexp/errors.h"
+#include "qexp/text.h"
 
 namespace qexp {
 
 std::string describe_tensor(const at::Tensor& t) {
-  std::string s = std::string(c10::toString(t.scalar_type())) + " [";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
+  return std::string(c10::toString(t.scalar_type())) + " " + shape_text(t.sizes());
 }
 
 void save_int8_weights(tensor_writer& out, const std::string& prefix, const int8_weights& w) {

@@ -14,6 +14,7 @@
 
 #include "qexp/errors.h"
 #include "qexp/suggest.h"
+#include "qexp/text.h"
 
 namespace qexp {
 namespace fs = std::filesystem;
@@ -32,16 +33,6 @@ fs::path libqexp_folder() {
   if (dladdr(reinterpret_cast<const void*>(&libqexp_folder), &info) && info.dli_fname)
     return fs::path(info.dli_fname).parent_path();
   return {};
-}
-
-std::vector<std::string> split_path_list(const char* text) {
-  std::vector<std::string> parts;
-  if (!text) return parts;
-  std::stringstream s(text);
-  std::string part;
-  while (std::getline(s, part, ':'))
-    if (!part.empty()) parts.push_back(part);
-  return parts;
 }
 
 bool looks_like_elf(const fs::path& file) {

@@ -9,10 +9,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "qexp/atomic_file.h"
 #include "qexp/errors.h"
+#include "qexp/text.h"
 
 namespace qexp {
 namespace {
@@ -55,12 +56,6 @@ std::string json_kind(const nlohmann::ordered_json& j) {
   if (j.is_number_integer()) return "a negative integer " + j.dump();
   if (j.is_number_float()) return "a number " + j.dump();
   return std::string(j.type_name());
-}
-
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
 }
 
 }  // namespace
@@ -308,35 +303,18 @@ std::uint64_t safetensors_writer::write(const std::filesystem::path& path) const
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  const std::filesystem::path temp =
-      path.string() + ".tmp." + std::to_string(static_cast<long>(::getpid()));
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out) throw input_error(temp.string() + ": cannot open for writing");
-    std::uint8_t length[8];
-    std::uint64_t n = text.size();
-    for (int i = 0; i < 8; ++i) length[i] = static_cast<std::uint8_t>(n >> (8 * i));
-    out.write(reinterpret_cast<const char*>(length), 8);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto& entry : tensors_) {
-      const at::Tensor& t = entry.second;
-      out.write(static_cast<const char*>(t.data_ptr()),
-                static_cast<std::streamsize>(t.numel() * t.element_size()));
-    }
-    out.flush();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(temp, ignored);
-      throw input_error(temp.string() + ": write failed (disk full?)");
-    }
+  char length[8];
+  const std::uint64_t n = text.size();
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<char>(static_cast<std::uint8_t>(n >> (8 * i)));
+  std::vector<std::string_view> parts{{length, 8}, text};
+  for (const auto& entry : tensors_) {
+    const at::Tensor& t = entry.second;
+    parts.emplace_back(static_cast<const char*>(t.data_ptr()), static_cast<std::size_t>(t.numel() * t.element_size()));
   }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(temp, ignored);
-    throw input_error(path.string() + ": cannot rename the temporary file into place: " +
-                      ec.message());
+  try {
+    write_file_atomically(path, parts);
+  } catch (const error& e) {
+    throw input_error(e.what());  // a checkpoint that cannot be written is an input error (exit 4), as before
   }
   return 8 + text.size() + offset;
 }

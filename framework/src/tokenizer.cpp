@@ -21,6 +21,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "qexp/dataset.h"
 #include "qexp/errors.h"
 
 namespace qexp {
@@ -781,25 +782,13 @@ encoding wordpiece_tokenizer::encode(std::string_view text, std::size_t max_leng
 
 batch_encoding wordpiece_tokenizer::encode_batch(const std::vector<std::string>& texts, std::size_t max_length) const {
   std::vector<std::vector<std::int64_t>> all_ids(texts.size());
-  std::size_t longest = 0;
+  batch_encoding result;
+  result.lengths.reserve(texts.size());
   for (std::size_t i = 0; i < texts.size(); ++i) {
     all_ids[i] = encode_ids(texts[i], max_length);
-    longest = std::max(longest, all_ids[i].size());
+    result.lengths.push_back(static_cast<std::int64_t>(all_ids[i].size()));
   }
-  const auto batch = static_cast<std::int64_t>(texts.size());
-  const auto width = static_cast<std::int64_t>(longest);
-  batch_encoding result;
-  result.input_ids = at::full({batch, width}, pad_id(), at::kLong);
-  result.attention_mask = at::zeros({batch, width}, at::kLong);
-  auto* ids = result.input_ids.data_ptr<std::int64_t>();
-  auto* mask = result.attention_mask.data_ptr<std::int64_t>();
-  result.lengths.reserve(texts.size());
-  for (std::size_t i = 0; i < all_ids.size(); ++i) {
-    const auto& row = all_ids[i];
-    std::copy(row.begin(), row.end(), ids + i * longest);
-    std::fill(mask + i * longest, mask + i * longest + row.size(), 1);
-    result.lengths.push_back(static_cast<std::int64_t>(row.size()));
-  }
+  result.input_ids = padded_batch(all_ids, 0, all_ids.size(), pad_id(), &result.attention_mask);
   return result;
 }
 
@@ -819,5 +808,15 @@ const std::string& wordpiece_tokenizer::token(std::int64_t id) const {
 }
 
 std::int64_t wordpiece_tokenizer::id_of(std::string_view token) const { return vocab_->whole.find(token); }
+
+std::vector<std::string> basic_tokenize(std::string_view text, bool do_lower_case) {
+  static const std::vector<detail::special_token> no_specials;
+  static constexpr std::array<bool, 256> no_special_first_byte{};
+  tokenizer_options options;
+  options.do_lower_case = do_lower_case;
+  piece_list out;
+  basic_splitter<piece_list>(no_specials, no_special_first_byte, options, out).run(text);
+  return std::move(out.words);
+}
 
 }  // namespace qexp

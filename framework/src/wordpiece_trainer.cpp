@@ -10,40 +10,10 @@
 #include <utility>
 
 #include "qexp/errors.h"
+#include "qexp/tokenizer.h"
 
 namespace qexp {
 namespace {
-
-// The character classes of Hugging Face's BasicTokenizer, as tokenizer.cpp applies them (it keeps
-// its own copy private so that its hot loop stays inlined; both follow _is_control,
-// _is_whitespace, _is_punctuation and _is_chinese_char of transformers 4.29).
-bool is_dropped(std::int32_t cp) {
-  if (cp == 0 || cp == 0xFFFD) return true;
-  if (cp == '\t' || cp == '\n' || cp == '\r') return false;
-  const auto category = utf8proc_category(cp);
-  return category == UTF8PROC_CATEGORY_CN || category == UTF8PROC_CATEGORY_CC || category == UTF8PROC_CATEGORY_CF ||
-         category == UTF8PROC_CATEGORY_CS || category == UTF8PROC_CATEGORY_CO;
-}
-
-bool is_space(std::int32_t cp) {
-  if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r') return true;
-  const auto category = utf8proc_category(cp);
-  return category == UTF8PROC_CATEGORY_ZS || category == UTF8PROC_CATEGORY_ZL || category == UTF8PROC_CATEGORY_ZP;
-}
-
-bool is_punctuation(std::int32_t cp) {
-  if ((cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126))
-    return true;
-  if (cp < 128) return false;
-  const auto category = utf8proc_category(cp);
-  return category >= UTF8PROC_CATEGORY_PC && category <= UTF8PROC_CATEGORY_PO;
-}
-
-bool is_cjk_ideograph(std::int32_t cp) {
-  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
-         (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
-         (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
-}
 
 void append_utf8(std::string& out, std::int32_t cp) {
   utf8proc_uint8_t buffer[4];
@@ -69,30 +39,6 @@ std::vector<std::int32_t> code_points_of(std::string_view text) {
   return out;
 }
 
-// Lower-case, then NFD and drop the nonspacing marks (accents), as BasicTokenizer does for
-// uncased models.
-std::vector<std::int32_t> lower_and_strip(const std::vector<std::int32_t>& word) {
-  std::vector<std::int32_t> out;
-  for (const auto cp : word) {
-    std::vector<std::int32_t> lowered;
-    if (cp == 0x130) lowered = {'i', 0x307};  // Python's full lower-case mapping of U+0130
-    else lowered = {utf8proc_tolower(cp)};
-    for (const auto l : lowered) {
-      utf8proc_int32_t decomposed[8];
-      int last_boundclass = 0;
-      const auto n = utf8proc_decompose_char(l, decomposed, 8, static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE),
-                                             &last_boundclass);
-      if (n <= 0 || n > 8) {
-        out.push_back(l);
-        continue;
-      }
-      for (utf8proc_ssize_t i = 0; i < n; ++i)
-        if (utf8proc_category(decomposed[i]) != UTF8PROC_CATEGORY_MN) out.push_back(decomposed[i]);
-    }
-  }
-  return out;
-}
-
 // Sorts (token, count) by count descending, then by token, so the order depends on the text alone.
 std::vector<std::pair<std::string, std::uint64_t>> by_frequency(
     const std::unordered_map<std::string, std::uint64_t>& counts) {
@@ -108,43 +54,6 @@ std::vector<std::pair<std::string, std::uint64_t>> by_frequency(
 const std::vector<std::string>& wordpiece_special_tokens() {
   static const std::vector<std::string> tokens{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
   return tokens;
-}
-
-std::vector<std::string> basic_tokenize(std::string_view text, bool do_lower_case) {
-  std::vector<std::string> words;
-  std::vector<std::int32_t> current;
-  auto flush = [&] {
-    if (current.empty()) return;
-    const auto cleaned = do_lower_case ? lower_and_strip(current) : current;
-    std::string piece;
-    for (const auto cp : cleaned) {
-      if (is_punctuation(cp)) {
-        if (!piece.empty()) words.push_back(std::move(piece));
-        piece.clear();
-        std::string punct;
-        append_utf8(punct, cp);
-        words.push_back(std::move(punct));
-      } else {
-        append_utf8(piece, cp);
-      }
-    }
-    if (!piece.empty()) words.push_back(std::move(piece));
-    current.clear();
-  };
-  for (const auto cp : code_points_of(text)) {
-    if (is_dropped(cp)) continue;
-    if (is_space(cp)) {
-      flush();
-    } else if (is_cjk_ideograph(cp)) {
-      flush();
-      current.push_back(cp);
-      flush();
-    } else {
-      current.push_back(cp);
-    }
-  }
-  flush();
-  return words;
 }
 
 void wordpiece_vocab_builder::add_text(std::string_view text) {

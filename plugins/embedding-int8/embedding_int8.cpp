@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Half.h>
 #include <qexp/errors.h>
+#include <qexp/text.h>
 
 #include <algorithm>
 #include <cmath>
@@ -242,7 +243,7 @@ class int_table_quantizer final : public table_quantizer {
     const at::Tensor shape = in.tensor(prefix + ".shape").contiguous();
     if (shape.scalar_type() != at::kLong || shape.numel() != 2)
       throw checkpoint_error(who + ": '" + prefix + ".shape' must hold two int64 values [rows, dim], got " +
-                             c10::toString(shape.scalar_type()) + " " + describe(shape));
+                             c10::toString(shape.scalar_type()) + " " + shape_text(shape.sizes()));
     const std::int64_t rows = shape[0].item<std::int64_t>(), dim = shape[1].item<std::int64_t>();
     const bool four = settings_.bits == 4;
     const std::int64_t group = four ? settings_.group_size : std::max<std::int64_t>(dim, 1);
@@ -258,23 +259,17 @@ class int_table_quantizer final : public table_quantizer {
     if (rows < 0 || dim < 0 || codes.scalar_type() != want_codes || codes.dim() != 2 || codes.size(0) != rows ||
         codes.size(1) != row_bytes)
       throw checkpoint_error(who + ": '" + prefix + ".codes' is " + c10::toString(codes.scalar_type()) + " " +
-                             describe(codes) + ", expected " + c10::toString(want_codes) + " [" +
+                             shape_text(codes.sizes()) + ", expected " + c10::toString(want_codes) + " [" +
                              std::to_string(rows) + ", " + std::to_string(row_bytes) + "]" + options);
     if (scales.scalar_type() != want_scales || scales.dim() != 2 || scales.size(0) != rows ||
         scales.size(1) != groups)
       throw checkpoint_error(who + ": '" + prefix + ".scales' is " + c10::toString(scales.scalar_type()) + " " +
-                             describe(scales) + ", expected " + c10::toString(want_scales) + " [" +
+                             shape_text(scales.sizes()) + ", expected " + c10::toString(want_scales) + " [" +
                              std::to_string(rows) + ", " + std::to_string(groups) + "]" + options);
     return std::make_unique<int_table>(prefix, settings_.bits, dim, four ? group : dim, codes, scales);
   }
 
  private:
-  static std::string describe(const at::Tensor& t) {
-    std::string s = "[";
-    for (std::int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
-    return s + "]";
-  }
-
   settings settings_;
 };
 

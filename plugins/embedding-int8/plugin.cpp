@@ -8,13 +8,9 @@ namespace {
 
 int embedding_int8_supported(const char** /*reason*/) { return 1; }
 
-qexp::table_quantizer* embedding_int8_create(const qexp::option_values& options, std::string* error) {
-  try {
-    return qexp::embedding_int8::make_quantizer(qexp::embedding_int8::parse_settings(options)).release();
-  } catch (const std::exception& e) {
-    *error = e.what();
-    return nullptr;
-  }
+qexp::table_quantizer* embedding_int8_create(const qexp::option_values& options, std::string* /*error*/) {
+  // Whatever this throws, the registry reports as the factory's error (plugin_registry.cpp).
+  return qexp::embedding_int8::make_quantizer(qexp::embedding_int8::parse_settings(options)).release();
 }
 
 void embedding_int8_budget(const qexp::option_values& options, qexp::conformance_budget* out) {

@@ -29,13 +29,9 @@ class fp32_quantizer final : public qexp::linear_quantizer {
 
 int fp32_supported(const char** /*reason*/) { return 1; }
 
-qexp::linear_quantizer* fp32_create(const qexp::option_values& options, std::string* error) {
-  try {
-    return new fp32_quantizer(qexp::parse_float_backend(options.get_string("backend")));
-  } catch (const std::exception& e) {
-    *error = e.what();
-    return nullptr;
-  }
+qexp::linear_quantizer* fp32_create(const qexp::option_values& options, std::string* /*error*/) {
+  // Whatever this throws, the registry reports as the factory's error (plugin_registry.cpp).
+  return new fp32_quantizer(qexp::parse_float_backend(options.get_string("backend")));
 }
 
 // Float32 against a float64 reference: rounding only. dequantized_weight() is the weight itself.

@@ -20,11 +20,11 @@
 #include <ctime>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "qexp/dataset.h"
 #include "qexp/distilbert.h"
 #include "qexp/threads.h"
 #include "qexp/float_linear.h"
@@ -55,13 +55,8 @@ const bench_data& data() {
     const fs::path shared = shared_dir();
     auto tokenizer = qexp::wordpiece_tokenizer::from_vocab_file(
         shared / "data/distilbert-base-uncased/vocab.txt");
-    std::ifstream tsv(shared / "data/sst2/dev.tsv");
-    if (!tsv) throw std::runtime_error("cannot read " + (shared / "data/sst2/dev.tsv").string());
-    std::string line;
-    std::getline(tsv, line);  // header
-    std::vector<std::string> sentences;
-    while (sentences.size() < sentence_count && std::getline(tsv, line))
-      sentences.push_back(line.substr(0, line.rfind('\t')));
+    const std::vector<std::string> sentences =
+        qexp::read_sentence_tsv(shared / "data/sst2/dev.tsv", sentence_count).sentences;
     bench_data result;
     std::size_t tokens = 0;
     for (const auto& s : sentences) {

@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "qexp/dataset.h"
 #include "qexp/distilbert.h"
 #include "qexp/plugin_registry.h"
 #include "qexp/recipe.h"
@@ -285,24 +286,18 @@ int main(int argc, char** argv) try {
   }
 
   std::vector<at::Tensor> singles, single_masks;
+  std::vector<std::vector<std::int64_t>> all_ids;
   std::size_t tokens = 0;
   for (const auto& r : rows) {
     singles.push_back(at::tensor(r.ids, at::kLong).view({1, -1}));
     single_masks.push_back(at::ones_like(singles.back()));
+    all_ids.push_back(r.ids);
     tokens += r.ids.size();
   }
   std::vector<std::pair<at::Tensor, at::Tensor>> batches;
   for (std::size_t i = 0; i < rows.size(); i += o.batch) {
-    const std::size_t n = std::min(o.batch, rows.size() - i);
-    std::size_t longest = 0;
-    for (std::size_t j = 0; j < n; ++j) longest = std::max(longest, rows[i + j].ids.size());
-    auto ids = at::full({static_cast<std::int64_t>(n), static_cast<std::int64_t>(longest)}, pad_id, at::kLong);
-    auto mask = at::zeros_like(ids);
-    for (std::size_t j = 0; j < n; ++j) {
-      const auto len = static_cast<std::int64_t>(rows[i + j].ids.size());
-      ids[static_cast<std::int64_t>(j)].narrow(0, 0, len).copy_(singles[i + j][0]);
-      mask[static_cast<std::int64_t>(j)].narrow(0, 0, len).fill_(1);
-    }
+    at::Tensor mask;
+    at::Tensor ids = qexp::padded_batch(all_ids, i, std::min(rows.size(), i + o.batch), pad_id, &mask);
     batches.emplace_back(ids, mask);
   }
 

@@ -36,7 +36,7 @@ struct linear_shape {
 };
 // DistilBERT: attention projections and out_lin (768x768), ffn.lin1 (768x3072), ffn.lin2 (3072x768).
 const std::vector<linear_shape> shapes{{768, 768}, {768, 3072}, {3072, 768}};
-const std::vector<int64_t> row_counts{1, 8, 22, 128};
+const std::vector<int64_t> row_counts{1, 8, 22, 25, 128};
 
 qexp::layer make_layer(const linear_shape& s) {
   at::manual_seed(s.in * 10007 + s.out);
@@ -125,7 +125,27 @@ const std::vector<plugin_config> plugin_configs{
     {"onednn-int8", {{"granularity", "per_tensor"}}, "onednn-int8{per_tensor,u8}"},
     {"onednn-int8", {{"activation_granularity", "per_token"}}, "onednn-int8{per_channel,u8,per_token}"},
     {"onednn-int8", {{"activation_type", "s8"}}, "onednn-int8{per_channel,s8}"},
+    // Static activation scales, calibrated on Gaussian rows (calibrated() below).
+    {"static-int8", {}, "static-int8{per_channel,u8,minmax}"},
+    {"static-int8", {{"activation_type", "s8"}}, "static-int8{per_channel,s8,minmax}"},
+    {"static-int8", {{"smoothquant", "true"}}, "static-int8{per_channel,u8,smoothquant}"},
+    {"static-int8", {{"activations", "dynamic"}}, "static-int8{per_channel,u8,dynamic}"},
+    {"static-int8", {{"activations", "dynamic"}, {"smoothquant", "true"}}, "static-int8{per_channel,u8,dynamic,smoothquant}"},
 };
+
+// What the host does for one Linear of a calibrating plugin: begin (one input group holding the
+// layer), observe 8 batches of 32 Gaussian rows, finish_calibration, then prepare.
+std::shared_ptr<qexp::packed_linear> calibrated(qexp::linear_quantizer& q, const qexp::layer& l) {
+  qexp::quantizer_context context;
+  context.groups.push_back({l.name, {l}});
+  q.begin(context);
+  if (q.wants_calibration()) {
+    at::manual_seed(7);
+    for (int b = 0; b < 8; ++b) q.observe(l.name, at::randn({32, l.weight.size(1)}));
+    q.finish_calibration({l.name});
+  }
+  return q.prepare(l);
+}
 
 // Benchmarks own what they run for the whole process.
 std::vector<std::shared_ptr<qexp::packed_linear>> keep_alive;
@@ -154,7 +174,7 @@ void register_all(const qexp::plugin_registry& registry) {
         std::cerr << "linear_bench: " << c.id << " cannot run here (" << record->unsupported_reason << ")\n";
         continue;
       }
-      std::shared_ptr<qexp::packed_linear> lin = registry.create_linear(c.id, c.options)->prepare(l);
+      std::shared_ptr<qexp::packed_linear> lin = calibrated(*registry.create_linear(c.id, c.options), l);
       keep_alive.push_back(lin);
       impls.emplace_back(c.label, [lin](const at::Tensor& x) { return lin->forward(x); });
     }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "qexp/dataset.h"
 #include "qexp/tokenizer.h"
 
 namespace {
@@ -37,15 +38,9 @@ const bench_data& data() {
   static const bench_data d = [] {
     const fs::path shared = shared_dir();
     bench_data result{qexp::wordpiece_tokenizer::from_vocab_file(shared / "data/distilbert-base-uncased/vocab.txt"), {}, {}, 0};
-    std::ifstream tsv(shared / "data/sst2/dev.tsv");
-    if (!tsv) throw std::runtime_error("cannot read " + (shared / "data/sst2/dev.tsv").string());
+    result.sentences = qexp::read_sentence_tsv(shared / "data/sst2/dev.tsv").sentences;
+    for (const auto& s : result.sentences) result.bytes += s.size();
     std::string line;
-    std::getline(tsv, line);  // header
-    while (std::getline(tsv, line)) {
-      const auto tab = line.rfind('\t');
-      result.sentences.push_back(line.substr(0, tab));
-      result.bytes += tab;
-    }
     std::ifstream jsonl(shared / "golden/tokenizer/tricky.jsonl");
     while (std::getline(jsonl, line)) {
       auto text = nlohmann::json::parse(line).at("text").get<std::string>();

@@ -11,18 +11,11 @@
 
 namespace {
 
-std::string csv_cell(const std::string& text) {
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 // One row per point: id, state, exit code, then one column per swept key (RFC 4180).
 std::string points_csv(const qexp::sweep_plan& plan, const std::vector<qexp::point_status>& statuses) {
   std::ostringstream out;
   out << "point_id,state,exit_code";
-  for (const auto& key : plan.axis_keys) out << "," << csv_cell(key);
+  for (const auto& key : plan.axis_keys) out << "," << qexp::csv_field(key);
   out << "\n";
   for (std::size_t i = 0; i < plan.points.size(); ++i) {
     const auto& point = plan.points[i];
@@ -32,7 +25,7 @@ std::string points_csv(const qexp::sweep_plan& plan, const std::vector<qexp::poi
       std::string value;
       for (const auto& o : point.overrides)
         if (o.compare(0, key.size() + 1, key + "=") == 0) value = o.substr(key.size() + 1);
-      out << "," << csv_cell(value);
+      out << "," << qexp::csv_field(value);
     }
     out << "\n";
   }

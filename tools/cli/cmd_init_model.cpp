@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli.h"
+#include "qexp/config_schema.h"
 #include "qexp/distilbert.h"
 #include "qexp/errors.h"
 
@@ -25,21 +26,6 @@ struct init_model_options {
   std::string vocab;
 };
 
-// $QEXP_DATA_PATH (a ':' list) or, when unset, ../shared/data from the current folder.
-std::vector<fs::path> data_search_path() {
-  std::vector<fs::path> dirs;
-  const char* env = std::getenv("QEXP_DATA_PATH");
-  if (env && *env) {
-    std::stringstream list(env);
-    std::string item;
-    while (std::getline(list, item, ':'))
-      if (!item.empty()) dirs.emplace_back(item);
-  } else if (fs::is_directory("../shared/data")) {
-    dirs.emplace_back("../shared/data");
-  }
-  return dirs;
-}
-
 fs::path find_vocab(const std::string& explicit_path) {
   if (!explicit_path.empty()) {
     if (!fs::is_regular_file(explicit_path))
@@ -48,7 +34,8 @@ fs::path find_vocab(const std::string& explicit_path) {
   }
   const fs::path relative = fs::path("distilbert-base-uncased") / "vocab.txt";
   std::string searched;
-  for (const auto& dir : data_search_path()) {
+  // $QEXP_DATA_PATH, or when unset ../shared/data from the current folder (no config here).
+  for (const auto& dir : qexp::default_data_search_path({})) {
     if (fs::is_regular_file(dir / relative)) return dir / relative;
     searched += (searched.empty() ? "" : ", ") + (dir / relative).string();
   }

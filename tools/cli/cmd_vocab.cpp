@@ -30,9 +30,9 @@ QEXP_COMMAND("vocab", "Build a WordPiece vocabulary (vocab.txt) from a sentence<
                    ->check(CLI::Range(0.0, 1.0));
                cmd.add_option("--limit", args->limit, "Use the first N rows (0: all)")->capture_default_str();
                run = [args] {
-                 const auto rows = qexp::read_labelled_tsv(args->data, args->limit);
+                 const auto rows = qexp::read_training_tsv(args->data, args->limit);
                  qexp::wordpiece_vocab_builder builder;
-                 for (const auto& r : rows) builder.add_text(r.text);
+                 for (const auto& text : rows.sentences) builder.add_text(text);
                  qexp::wordpiece_vocab_options options;
                  options.vocab_size = args->size;
                  options.min_frequency = args->min_frequency;

@@ -27,5 +27,9 @@ labelled_sentences read_sentence_tsv(const std::filesystem::path& path, std::siz
 // `*mask` 1 on tokens and 0 on padding.
 at::Tensor padded_batch(const std::vector<std::vector<std::int64_t>>& ids, std::size_t begin, std::size_t end,
                         std::int64_t pad_id, at::Tensor* mask);
+// Sentences ids[rows[0]], ids[rows[1]], ... as one batch, likewise: the one padding code that
+// tokenizer batches, the runner, the trainer and the benchmarks use.
+at::Tensor padded_batch(const std::vector<std::vector<std::int64_t>>& ids, const std::vector<std::size_t>& rows,
+                        std::int64_t pad_id, at::Tensor* mask);
 
 }  // namespace qexp

@@ -69,8 +69,8 @@ class safetensors_writer : public tensor_writer {
   // Throws input_error on a duplicate or reserved name or an unsupported dtype.
   void add_tensor(const std::string& name, const at::Tensor& t) override;
   void set_metadata(const std::string& key, const std::string& value);
-  // Writes to a temporary file beside `path` and renames it over `path`, so readers never see a
-  // half-written file. Returns the number of bytes written. Throws input_error on I/O failure.
+  // Writes `path` whole or not at all (write_file_atomically, qexp/atomic_file.h), so readers never
+  // see a half-written file. Returns the number of bytes written. Throws input_error on I/O failure.
   std::uint64_t write(const std::filesystem::path& path) const;
 
   std::size_t size() const { return tensors_.size(); }

@@ -45,6 +45,13 @@ namespace detail {
 struct wordpiece_vocab;  // the hash tables; defined in tokenizer.cpp
 }
 
+// The words `encode` runs WordPiece on, as Hugging Face's BasicTokenizer cuts them (clean
+// control characters, split CJK ideographs, split on whitespace, lower-case and strip accents
+// when `do_lower_case`, split on punctuation), with the tokenizer's own code: special tokens
+// written in the text are not kept whole, since there is no vocabulary. Invalid UTF-8 bytes are
+// dropped. The WordPiece vocabulary builder (wordpiece_trainer.h) counts these words.
+std::vector<std::string> basic_tokenize(std::string_view text, bool do_lower_case = true);
+
 class wordpiece_tokenizer {
  public:
   // vocab.txt one token per line (id = line number). Throws qexp::input_error naming the file

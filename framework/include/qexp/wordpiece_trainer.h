@@ -1,7 +1,7 @@
 // Builds a WordPiece vocabulary (vocab.txt) from training text, so that a model trained by qexp
 // ships its own vocabulary instead of the third-party bert-base-uncased one.
 //
-// Words are cut exactly as the tokenizer cuts them before WordPiece (Hugging Face's
+// Words are cut by the tokenizer's own basic_tokenize (qexp/tokenizer.h: Hugging Face's
 // BasicTokenizer: clean control characters, split CJK ideographs, split on whitespace, lower-case
 // and strip accents, split on punctuation). The vocabulary then holds, in this order:
 //   1. the special tokens [PAD] [UNK] [CLS] [SEP] [MASK] (ids 0..4, so pad_token_id is 0);
@@ -25,10 +25,6 @@ namespace qexp {
 
 // The special tokens every qexp vocabulary starts with, in id order.
 const std::vector<std::string>& wordpiece_special_tokens();
-
-// The words the tokenizer runs WordPiece on (Hugging Face BasicTokenizer, uncased when
-// do_lower_case). Invalid UTF-8 bytes are dropped.
-std::vector<std::string> basic_tokenize(std::string_view text, bool do_lower_case = true);
 
 struct wordpiece_vocab_options {
   std::size_t vocab_size = 8000;   // total entries, special tokens and characters included

@@ -1,0 +1,806 @@
+#include "static_int8.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <qexp/errors.h>
+#include <qexp/int8_weights.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <dnnl.hpp>
+#include <limits>
+#include <list>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "input_cache.h"
+#include "kernels.h"
+
+namespace qexp::static_int8 {
+
+const option_spec options[8] = {
+    {"granularity", option_type::choice, "per_channel",
+     "Weight scales: one per output channel or one per tensor (symmetric s8, range [-127, 127])",
+     "per_channel|per_tensor"},
+    {"activation_type", option_type::choice, "u8",
+     "u8: asymmetric with a zero point (256 levels); s8: symmetric, no zero point (255 levels)", "u8|s8"},
+    {"activations", option_type::choice, "static",
+     "static: one activation scale fixed at calibration; dynamic: the range of each call's input",
+     "static|dynamic"},
+    {"calibrator", option_type::choice, "minmax",
+     "How calibration data becomes the static range: minmax, percentile, entropy (KL), mse",
+     "minmax|percentile|entropy|mse"},
+    {"percentile", option_type::number, "99.99",
+     "calibrator percentile: the share of calibration values (%) inside the range", nullptr, "90", "100"},
+    {"smoothquant", option_type::boolean, "false",
+     "SmoothQuant: move activation outliers into the weights with a per-input-channel factor"},
+    {"alpha", option_type::number, "0.5",
+     "SmoothQuant migration strength: s = max|X|^alpha / max|W|^(1-alpha) (used with smoothquant)", nullptr,
+     "0", "1"},
+    {"kernel", option_type::choice, "auto",
+     "auto: oneDNN's AVX-512 VNNI matmul where the CPU has it, portable C++ elsewhere; portable: always C++",
+     "auto|portable"},
+};
+
+settings parse_settings(const option_values& values) {
+  settings s;
+  auto choice = [&](const char* name, std::initializer_list<const char*> allowed) -> int {
+    const std::string& v = values.get_string(name);
+    int i = 0;
+    std::string expected;
+    for (const char* a : allowed) {
+      if (v == a) return i;
+      expected += (i++ ? "|" : "") + std::string(a);
+    }
+    throw config_error(std::string("static-int8: option '") + name + "' is '" + v + "'; expected " + expected);
+  };
+  s.weights = choice("granularity", {"per_channel", "per_tensor"}) == 0 ? weight_granularity::per_channel
+                                                                        : weight_granularity::per_tensor;
+  s.act_type = choice("activation_type", {"u8", "s8"}) == 0 ? activation_type::u8 : activation_type::s8;
+  s.mode = choice("activations", {"static", "dynamic"}) == 0 ? activation_mode::fixed : activation_mode::dynamic;
+  s.calib = static_cast<calibrator>(choice("calibrator", {"minmax", "percentile", "entropy", "mse"}));
+  s.percentile = values.get_number("percentile");
+  if (!(s.percentile >= 90 && s.percentile <= 100))
+    throw config_error("static-int8: option 'percentile' must be in [90, 100]");
+  s.smoothquant = values.get_bool("smoothquant");
+  s.alpha = values.get_number("alpha");
+  if (!(s.alpha >= 0 && s.alpha <= 1)) throw config_error("static-int8: option 'alpha' must be in [0, 1]");
+  s.kernel = choice("kernel", {"auto", "portable"}) == 0 ? kernel_choice::automatic : kernel_choice::portable;
+  return s;
+}
+
+bool fast_path_supported(const char** reason) {
+  if (!fast_kernels_available()) {
+    if (reason) *reason = "this CPU lacks AVX-512 (F, BW, DQ, VL)";
+    return false;
+  }
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512vnni")) {
+    if (reason) *reason = "this CPU lacks AVX-512 VNNI, which the int8 brgemm kernel needs";
+    return false;
+  }
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto vnni = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_vnni);
+  if ((isa & vnni) != vnni) {
+    if (reason) *reason = "oneDNN is limited below avx512_core_vnni (ONEDNN_MAX_CPU_ISA?)";
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// Row count used to pick the weights' blocked layout once; the primitive of any other M accepts it.
+constexpr int64_t layout_probe_rows = 32;
+// Row counts whose primitive a layer keeps (least recently used evicted first): the output scales
+// are constants of the primitive, and so is M (a runtime M sends oneDNN 2.6 to gemm:jit).
+constexpr std::size_t max_cached_primitives = 64;
+
+// FNV-1a: the input group's name as a number a checkpoint can carry.
+int64_t group_id_of(const std::string& name) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  return static_cast<int64_t>(h >> 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The activation quantization a layer applies, shared (immutable) by the Linears of one group.
+
+struct activation_quant {
+  activation_type type = activation_type::u8;
+  activation_mode mode = activation_mode::fixed;
+  activation_params params;       // fixed mode: the calibrated scale and zero point
+  at::Tensor smooth;              // [K] float32 SmoothQuant factors s, or undefined
+  std::vector<float> factor;      // fixed mode with smoothing: 1 / (s_j * scale), per channel
+  float inv_scale = 1.f;          // fixed mode without smoothing: 1 / scale
+  std::vector<float> inv_smooth;  // dynamic mode with smoothing: 1 / s_j
+
+  int32_t lo() const { return type == activation_type::u8 ? 0 : -127; }
+  int32_t hi() const { return type == activation_type::u8 ? 255 : 127; }
+  bool smoothed() const { return smooth.defined(); }
+};
+
+std::shared_ptr<const activation_quant> make_activation_quant(activation_type type, activation_mode mode,
+                                                              activation_params params, at::Tensor smooth) {
+  auto a = std::make_shared<activation_quant>();
+  a->type = type;
+  a->mode = mode;
+  a->params = params;
+  a->smooth = smooth.defined() ? smooth.to(at::kFloat).contiguous() : at::Tensor();
+  a->inv_scale = 1.f / params.scale;
+  if (a->smooth.defined()) {
+    const float* s = a->smooth.data_ptr<float>();
+    const int64_t k = a->smooth.numel();
+    if (mode == activation_mode::fixed) {
+      a->factor.resize(static_cast<std::size_t>(k));
+      for (int64_t j = 0; j < k; ++j)
+        a->factor[j] = static_cast<float>(1.0 / (static_cast<double>(s[j]) * static_cast<double>(params.scale)));
+    } else {
+      a->inv_smooth.resize(static_cast<std::size_t>(k));
+      for (int64_t j = 0; j < k; ++j) a->inv_smooth[j] = static_cast<float>(1.0 / static_cast<double>(s[j]));
+    }
+  }
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The packed Linear.
+
+class static_int8_linear final : public packed_linear {
+ public:
+  // w_int8: [out, in] int8 in [-127, 127]; scales: [1] or [out] float32; bias [out] or undefined.
+  static_int8_linear(bool fast, const at::Tensor& w_int8, at::Tensor scales, at::Tensor bias,
+                     std::shared_ptr<const activation_quant> act, std::shared_ptr<input_cache> cache, int64_t group_id)
+      : fast_(fast), n_(w_int8.size(0)), k_(w_int8.size(1)), scales_(std::move(scales)), bias_(std::move(bias)),
+        act_(std::move(act)), cache_(std::move(cache)), member_(cache_->join()), group_id_(group_id) {
+    channel_scales_ = scales_.numel() == 1 ? scales_.expand({n_}).contiguous() : scales_;
+    if (act_->smoothed() && act_->smooth.numel() != k_)
+      throw input_error("static-int8: smoothing vector has " + std::to_string(act_->smooth.numel()) +
+                        " entries for a layer with " + std::to_string(k_) + " inputs");
+    const auto w_sum = w_int8.to(at::kInt).sum(1, /*keepdim=*/false, at::kInt).contiguous();
+    const bool fixed = act_->mode == activation_mode::fixed;
+    // Where the zero point's term zp * sum_k w[n, k] is subtracted in integers: the dequantize pass
+    // (dynamic), the portable matmul (fixed), oneDNN itself through a constant source zero point
+    // (fixed, fast: brgemm keeps it, and the compensation is exact, where a float bias carrying
+    // it would lose the bias's low bits next to a term of 1e4 to 1e5).
+    if (!fixed || !fast_) w_sum_ = w_sum;
+    if (fixed) {
+      // oneDNN 2.x adds the bias before the output scales: dst = oscale * (acc + bias). So the
+      // bias is carried in accumulator units:
+      //   y = scale * w_scale[n] * (acc - zp * w_sum[n]) + b[n] = oscale[n] * (acc - zp * w_sum[n] + b[n] / oscale[n]).
+      out_scale_ = at::empty({n_}, at::kFloat);
+      const float* ws = channel_scales_.data_ptr<float>();
+      const float* b = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+      if (b) bias_acc_ = at::empty({n_}, at::kFloat);
+      float* os = out_scale_.data_ptr<float>();
+      for (int64_t j = 0; j < n_; ++j) {
+        os[j] = act_->params.scale * ws[j];
+        const float v = b ? static_cast<float>(static_cast<double>(b[j]) / static_cast<double>(os[j])) : 0.f;
+        if (!(os[j] > 0) || !std::isfinite(os[j]) || !std::isfinite(v))
+          throw input_error("static-int8: output channel " + std::to_string(j) + ": activation scale " +
+                            std::to_string(act_->params.scale) + " times weight scale " + std::to_string(ws[j]) +
+                            " cannot carry the bias in float32");
+        if (b) bias_acc_.data_ptr<float>()[j] = v;
+      }
+    }
+    if (fast_) {
+      // W is [N, K] row-major: the matmul's K x N weights in `ba` order. Reorder it once into the
+      // layout the brgemm kernel asked for (with s8 activations that layout also carries the
+      // compensation oneDNN needs, computed by this reorder).
+      auto probe = make_primitive_desc(layout_probe_rows, dnnl::memory::desc({k_, n_}, dt::s8, tag::any));
+      weights_md_ = probe.weights_desc();
+      weights_ = dnnl::memory(weights_md_, cpu_engine());
+      dnnl::memory plain({{k_, n_}, dt::s8, tag::ba}, cpu_engine(), const_cast<void*>(w_int8.data_ptr()));
+      dnnl::stream stream(cpu_engine());
+      dnnl::reorder(plain, weights_).execute(stream, plain, weights_);
+      stream.wait();
+      if (bias_acc_.defined()) bias_memory_ = dnnl::memory({{1, n_}, dt::f32, tag::ab}, cpu_engine(), bias_acc_.data_ptr());
+    } else {
+      plain_ = w_int8.contiguous();
+    }
+  }
+
+  at::Tensor forward(const at::Tensor& x) override {
+    if (x.dim() < 1 || x.size(-1) != k_)
+      throw input_error("static-int8: input has " + std::to_string(x.dim() < 1 ? 0 : x.size(-1)) +
+                        " features in its last dimension; the layer expects " + std::to_string(k_));
+    auto x2 = x.reshape({-1, k_}).to(at::kFloat).contiguous();
+    const int64_t m = x2.size(0);
+    auto shape = x.sizes().vec();
+    shape.back() = n_;
+    auto y = at::empty({m, n_}, x2.options());
+    if (m == 0) return y.view(shape);
+
+    // The Linears of a group read one input: the first quantizes it, the next reuse the codes.
+    std::shared_ptr<const quantized_input> q = cache_->find(x, member_);
+    if (!q) {
+      auto fresh = cache_->buffer();
+      quantize(x2, *fresh);
+      q = fresh;
+      cache_->remember(x, member_, std::move(fresh));
+    }
+    multiply(*q, m, y);
+    return y.view(shape);
+  }
+
+  std::size_t packed_bytes() const override {
+    std::size_t bytes = (fast_ ? weights_md_.get_size() : plain_.nbytes()) + scales_.nbytes() +
+                        (bias_.defined() ? bias_.nbytes() : 0);
+    if (out_scale_.defined()) bytes += out_scale_.nbytes();
+    if (bias_acc_.defined()) bytes += bias_acc_.nbytes();
+    if (w_sum_.defined()) bytes += w_sum_.nbytes();
+    bytes += (act_->factor.size() + act_->inv_smooth.size()) * sizeof(float) + sizeof(activation_params);
+    return bytes;
+  }
+
+  // What forward multiplies the input by: the dequantized W' = W diag(s), times diag(1/s).
+  at::Tensor dequantized_weight() const override {
+    auto w = plain_weight().to(at::kFloat) * scales_.reshape({-1, 1});
+    if (act_->smoothed()) w = w / act_->smooth.reshape({1, -1});
+    return w.contiguous();
+  }
+
+  void save(tensor_writer& out, const std::string& prefix) const override {
+    save_int8_weights(out, prefix, {plain_weight(), scales_, bias_});
+    if (act_->mode == activation_mode::fixed) {
+      out.add_tensor(prefix + ".input_scale", at::full({1}, act_->params.scale, at::kFloat));
+      if (act_->type == activation_type::u8)
+        out.add_tensor(prefix + ".input_zero_point", at::full({1}, act_->params.zero_point, at::kInt));
+    }
+    if (act_->smoothed()) out.add_tensor(prefix + ".smooth", act_->smooth);
+    out.add_tensor(prefix + ".input_group", at::full({1}, group_id_, at::kLong));
+  }
+
+ private:
+  struct cached_primitive {
+    dnnl::memory::desc src_md, dst_md;
+    dnnl::matmul matmul;
+  };
+
+  void quantize(const at::Tensor& x2, quantized_input& q) const {
+    const int64_t m = x2.size(0);
+    const float* xp = x2.data_ptr<float>();
+    q.codes.resize(static_cast<std::size_t>(m * k_));
+    q.row_ok.assign(static_cast<std::size_t>(m), 1);
+    quantize_args args{nullptr, act_->inv_scale, act_->params.zero_point, act_->lo(), act_->hi()};
+    if (act_->mode == activation_mode::fixed) {
+      if (act_->smoothed()) args.factor = act_->factor.data();
+    } else {
+      // The range of this call's (smoothed) input, then its scale: the per-call pass that static
+      // activations do without.
+      float mn = 0.f, mx = 0.f;
+      const float* inv_s = act_->smoothed() ? act_->inv_smooth.data() : nullptr;
+      for (int64_t r = 0; r < m; ++r) q.row_ok[r] = range_row(fast_, xp + r * k_, k_, inv_s, mn, mx);
+      const activation_params p = params_for({mn, mx}, act_->type);
+      q.scale = p.scale;
+      q.zero_point = p.zero_point;
+      args.zero_point = p.zero_point;
+      args.scalar = 1.f / p.scale;
+      if (inv_s) {
+        q.factor.resize(static_cast<std::size_t>(k_));
+        for (int64_t j = 0; j < k_; ++j) q.factor[j] = inv_s[j] * args.scalar;
+        args.factor = q.factor.data();
+      }
+    }
+    uint8_t* codes = q.codes.data();
+    char* row_ok = q.row_ok.data();
+    const bool fast = fast_;
+    const int64_t k = k_;
+    at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r)
+        if (!quantize_row(fast, xp + r * k, k, args, codes + r * k)) row_ok[r] = 0;
+    });
+  }
+
+  void multiply(const quantized_input& q, int64_t m, at::Tensor& y) {
+    const bool fixed = act_->mode == activation_mode::fixed;
+    if (fast_) {
+      const auto prim = primitive_for(m);
+      dnnl::memory src(prim->src_md, cpu_engine(), const_cast<uint8_t*>(q.codes.data()));
+      dnnl::memory dst(prim->dst_md, cpu_engine(), y.data_ptr());
+      dnnl::stream stream(cpu_engine());
+      if (bias_acc_.defined())
+        prim->matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_BIAS, bias_memory_},
+                                      {DNNL_ARG_DST, dst}});
+      else
+        prim->matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst}});
+      stream.wait();
+    } else {
+      const uint8_t* codes = q.codes.data();
+      const int8_t* w = plain_.data_ptr<int8_t>();
+      auto* acc = static_cast<int32_t*>(y.data_ptr());
+      const bool u8 = act_->type == activation_type::u8;
+      const int64_t k = k_, n = n_;
+      at::parallel_for(0, m, 1, [&](int64_t begin, int64_t end) {
+        int8_matmul_portable(codes + begin * k, u8, w, end - begin, k, n, acc + begin * n);
+      });
+      if (fixed) {
+        // The arithmetic oneDNN applies: (float(acc - zp * w_sum) + bias_acc) * oscale.
+        const float* os = out_scale_.data_ptr<float>();
+        const float* ba = bias_acc_.defined() ? bias_acc_.data_ptr<float>() : nullptr;
+        const int32_t* w_sum = w_sum_.data_ptr<int32_t>();
+        const int32_t zp = act_->params.zero_point;
+        at::parallel_for(0, m, 8, [&](int64_t begin, int64_t end) {
+          for (int64_t r = begin; r < end; ++r) {
+            int32_t* a = acc + r * n;
+            float* yr = reinterpret_cast<float*>(a);
+            for (int64_t j = 0; j < n; ++j) {
+              const float f = static_cast<float>(a[j] - zp * w_sum[j]);
+              yr[j] = (ba ? f + ba[j] : f) * os[j];
+            }
+          }
+        });
+      }
+    }
+    float* yp = y.data_ptr<float>();
+    const char* row_ok = q.row_ok.data();
+    const int64_t n = n_;
+    if (fixed) {
+      // Clamping made an Inf finite: rows that held a NaN or an Inf are NaN, the others untouched.
+      for (int64_t r = 0; r < m; ++r)
+        if (!row_ok[r]) std::fill(yp + r * n, yp + (r + 1) * n, std::numeric_limits<float>::quiet_NaN());
+      return;
+    }
+    auto* acc = reinterpret_cast<int32_t*>(yp);
+    const int32_t* w_sum = w_sum_.data_ptr<int32_t>();
+    const float* w_scale = channel_scales_.data_ptr<float>();
+    const float* b = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+    const bool fast = fast_;
+    at::parallel_for(0, m, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        if (!row_ok[r]) {
+          std::fill(yp + r * n, yp + (r + 1) * n, std::numeric_limits<float>::quiet_NaN());
+          continue;
+        }
+        dequantize_row(fast, acc + r * n, n, q.zero_point, w_sum, q.scale, w_scale, b);
+      }
+    });
+  }
+
+  dnnl::matmul::primitive_desc make_primitive_desc(int64_t m, const dnnl::memory::desc& weights_md) const {
+    const auto src_dt = act_->type == activation_type::u8 ? dt::u8 : dt::s8;
+    dnnl::memory::desc src_md({m, k_}, src_dt, tag::ab);
+    if (act_->mode == activation_mode::dynamic) {
+      // The scale changes per call: an s32 destination with no attributes keeps brgemm (runtime
+      // output scales would not), and the dequantize pass applies scales, zero point and bias.
+      dnnl::memory::desc dst_md({m, n_}, dt::s32, tag::ab);
+      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, weights_md, dst_md), cpu_engine());
+    }
+    // Constant attributes keep brgemm: per-channel output scales and, for u8, the source zero point.
+    dnnl::memory::desc dst_md({m, n_}, dt::f32, tag::ab);
+    dnnl::primitive_attr attr;
+    const float* os = out_scale_.data_ptr<float>();
+    attr.set_output_scales(1 << 1, std::vector<float>(os, os + n_));
+    if (act_->params.zero_point != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {act_->params.zero_point});
+    if (!bias_acc_.defined())
+      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, weights_md, dst_md), attr, cpu_engine());
+    dnnl::memory::desc bias_md({1, n_}, dt::f32, tag::ab);
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, weights_md, bias_md, dst_md), attr, cpu_engine());
+  }
+
+  // Shared, so that a call still running keeps its primitive when another one evicts it.
+  std::shared_ptr<const cached_primitive> primitive_for(int64_t m) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = cache_by_m_.find(m);
+    if (it != cache_by_m_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second.second);
+      return it->second.first;
+    }
+    dnnl::matmul::primitive_desc pd;
+    try {
+      pd = make_primitive_desc(m, weights_md_);
+    } catch (const dnnl::error& e) {
+      throw plugin_error("static-int8: oneDNN has no int8 matmul for " + std::to_string(m) + " x " +
+                         std::to_string(k_) + " x " + std::to_string(n_) + " with the weights' packed layout: " +
+                         e.what());
+    }
+    if (cache_by_m_.size() >= max_cached_primitives) {
+      cache_by_m_.erase(lru_.back());
+      lru_.pop_back();
+    }
+    auto p = std::make_shared<const cached_primitive>(cached_primitive{pd.src_desc(), pd.dst_desc(), dnnl::matmul(pd)});
+    lru_.push_front(m);
+    cache_by_m_.emplace(m, std::make_pair(p, lru_.begin()));
+    return p;
+  }
+
+  // The [out, in] int8 weight (the fast path keeps only the packed copy: read it back).
+  at::Tensor plain_weight() const {
+    if (!fast_) return plain_;
+    auto w = at::empty({n_, k_}, at::kChar);
+    dnnl::memory plain({{k_, n_}, dt::s8, tag::ba}, cpu_engine(), w.data_ptr());
+    dnnl::stream stream(cpu_engine());
+    dnnl::reorder(weights_, plain).execute(stream, const_cast<dnnl::memory&>(weights_), plain);
+    stream.wait();
+    return w;
+  }
+
+  bool fast_;
+  int64_t n_, k_;
+  at::Tensor scales_;          // [1] or [out] float32, as saved
+  at::Tensor channel_scales_;  // [out] float32
+  at::Tensor bias_;            // [out] float32 or undefined: the float bias, as saved
+  at::Tensor out_scale_;       // fixed: [out] act_scale * w_scale[n], the primitive's output scales
+  at::Tensor bias_acc_;        // fixed, with a bias: [out] b[n] / out_scale[n]
+  at::Tensor w_sum_;           // dynamic or portable: [out] int32 sum over in of the int8 weight
+  std::shared_ptr<const activation_quant> act_;
+  std::shared_ptr<input_cache> cache_;
+  int member_;
+  int64_t group_id_;
+  at::Tensor plain_;           // portable: int8 [out, in]
+  dnnl::memory::desc weights_md_;
+  dnnl::memory weights_;       // fast: s8 in oneDNN's blocked layout
+  dnnl::memory bias_memory_;   // fast, fixed, with a bias: wraps bias_acc_
+  std::mutex mutex_;
+  std::list<int64_t> lru_;     // row counts, most recently used first
+  std::unordered_map<int64_t, std::pair<std::shared_ptr<const cached_primitive>, std::list<int64_t>::iterator>>
+      cache_by_m_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Weights.
+
+void check_layer(const layer& l) {
+  if (!l.weight.defined() || l.weight.dim() != 2)
+    throw input_error("static-int8: Linear '" + l.name + "': weight must be a 2-D [out, in] tensor");
+  const int64_t n = l.weight.size(0);
+  if (l.bias.defined() && (l.bias.dim() != 1 || l.bias.size(0) != n))
+    throw input_error("static-int8: Linear '" + l.name + "': bias must have " + std::to_string(n) +
+                      " elements, found " + describe_tensor(l.bias));
+  if (l.weight.numel() > 0 && !at::isfinite(l.weight).all().item<bool>())
+    throw input_error("static-int8: Linear '" + l.name + "': the weight holds NaN or Inf; it cannot be quantized");
+  if (l.bias.defined() && l.bias.numel() > 0 && !at::isfinite(l.bias).all().item<bool>())
+    throw input_error("static-int8: Linear '" + l.name + "': the bias holds NaN or Inf");
+}
+
+// Symmetric s8 in [-127, 127]; an all-zero row or tensor gets scale 1 and stays exactly zero.
+std::pair<at::Tensor, at::Tensor> quantize_weights(const at::Tensor& w, weight_granularity g, const std::string& name) {
+  auto amax = g == weight_granularity::per_tensor ? w.abs().max().reshape({1}) : std::get<0>(w.abs().max(1));
+  if (!at::isfinite(amax).all().item<bool>())
+    throw input_error("static-int8: Linear '" + name + "': the smoothed weight overflows float32");
+  auto scales = at::where(amax > 0, amax / 127.0, at::ones_like(amax)).to(at::kFloat).contiguous();
+  auto q = at::round(w / scales.reshape({-1, 1})).clamp(-127, 127).to(at::kChar).contiguous();
+  return {q, scales};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calibration state of one input group.
+
+struct group_state {
+  std::string name;
+  int64_t id = 0;
+  std::vector<layer> members;  // the float layers begin() gave (SmoothQuant reads their weights)
+  int64_t k = 0;
+  bool any = false;
+  // The last rows observed and the sites that saw them: q, k and v get the same tensor per batch,
+  // and it is counted once.
+  at::Tensor last_rows;
+  std::set<std::string> last_seen_by;
+  observed_values whole;                 // fixed activations without smoothing
+  std::vector<float> ch_min, ch_max;     // SmoothQuant: per input channel, over finite values
+  std::vector<histogram> ch_hist;        // SmoothQuant with a histogram calibrator
+  bool finished = false;
+  std::shared_ptr<const activation_quant> act;  // set at finish_calibration (or first prepare)
+  std::shared_ptr<input_cache> cache = std::make_shared<input_cache>();
+};
+
+bool same_tensor(const at::Tensor& a, const at::Tensor& b) {
+  return a.unsafeGetTensorImpl() == b.unsafeGetTensorImpl() && a.data_ptr() == b.data_ptr() &&
+         a.sizes() == b.sizes() && a.strides() == b.strides();
+}
+
+class static_int8_quantizer final : public linear_quantizer {
+ public:
+  static_int8_quantizer(const settings& s, bool fast) : settings_(s), fast_(fast) {}
+
+  void begin(const quantizer_context& context) override {
+    groups_.clear();
+    group_of_.clear();
+    observed_.clear();
+    for (const auto& g : context.groups) {
+      auto state = std::make_shared<group_state>();
+      state->name = g.name;
+      state->id = group_id_of(g.name);
+      state->members = g.members;
+      groups_[g.name] = state;
+      for (const auto& m : g.members) group_of_[m.name] = state;
+    }
+  }
+
+  bool wants_calibration() const override { return true; }
+
+  void observe(const std::string& site, const at::Tensor& rows) override {
+    auto& g = group_for(site);
+    if (g.finished || !rows.defined() || rows.numel() == 0) return;
+    const int64_t k = rows.size(-1);
+    if (g.k != 0 && g.k != k)
+      throw input_error("static-int8: site '" + site + "': calibration rows have " + std::to_string(k) +
+                        " features, earlier ones of its input group had " + std::to_string(g.k));
+    g.k = k;
+    if (g.last_rows.defined() && same_tensor(g.last_rows, rows) && !g.last_seen_by.count(site)) {
+      g.last_seen_by.insert(site);
+      observed_.insert(site);
+      return;
+    }
+    g.last_rows = rows;
+    g.last_seen_by = {site};
+    observed_.insert(site);
+    accumulate(g, rows.reshape({-1, k}).to(at::kFloat).contiguous());
+  }
+
+  void finish_calibration(const std::vector<std::string>& sites) override {
+    for (const auto& site : sites) {
+      auto it = group_of_.find(site);
+      if (it == group_of_.end()) continue;  // never observed: prepare() says so
+      group_state& g = *it->second;
+      if (g.finished) continue;
+      // SmoothQuant needs the group's weights; a site begin() did not list waits for prepare().
+      if (settings_.smoothquant && g.members.empty()) continue;
+      finish(g, nullptr);
+    }
+  }
+
+  std::unique_ptr<packed_linear> prepare(const layer& l) override {
+    check_layer(l);
+    auto it = group_of_.find(l.name);
+    std::shared_ptr<group_state> g = it == group_of_.end() ? nullptr : it->second;
+    const bool needs_data = settings_.mode == activation_mode::fixed || settings_.smoothquant;
+    if (needs_data && (!g || !g->any || !observed_.count(l.name)))
+      throw std::runtime_error("static-int8: Linear '" + l.name + "' got no calibration rows (observe) before "
+                               "prepare; static activation scales and SmoothQuant need them: give the experiment "
+                               "a calibration: section");
+    if (!g) {  // dynamic activations without smoothing: nothing to calibrate
+      g = std::make_shared<group_state>();
+      g->name = l.name;
+      g->id = group_id_of(l.name);
+      groups_[l.name] = g;
+      group_of_[l.name] = g;
+    }
+    if (!g->finished) finish(*g, &l);
+    const int64_t k = l.weight.size(1);
+    if (g->k != 0 && g->k != k)
+      throw input_error("static-int8: Linear '" + l.name + "' has " + std::to_string(k) +
+                        " inputs, its calibration rows had " + std::to_string(g->k));
+    auto w = l.weight.to(at::kFloat).contiguous();
+    if (g->act->smoothed()) w = w * g->act->smooth.reshape({1, -1});  // W' = W diag(s)
+    auto [w_int8, scales] = quantize_weights(w, settings_.weights, l.name);
+    auto bias = l.bias.defined() ? l.bias.to(at::kFloat).contiguous() : at::Tensor();
+    return std::make_unique<static_int8_linear>(fast_, w_int8, scales, bias, g->act, g->cache, g->id);
+  }
+
+  std::unique_ptr<packed_linear> load(const tensor_reader& in, const std::string& prefix) const override {
+    const bool per_tensor = settings_.weights == weight_granularity::per_tensor;
+    auto w = load_int8_weights(in, prefix, "static-int8", per_tensor);
+    const int64_t k = w.weight_int8.size(1);
+    const std::string who = "static-int8: tensor '" + prefix;
+    if (w.weight_int8.numel() > 0 && w.weight_int8.min().item<int8_t>() < -127)
+      throw checkpoint_error(who + ".weight_int8' holds -128; expected [-127, 127]");
+    if (!at::isfinite(w.scales).all().item<bool>() || !(w.scales > 0).all().item<bool>())
+      throw checkpoint_error(who + ".weight_scale' must hold finite positive scales");
+    activation_params params;
+    if (settings_.mode == activation_mode::fixed) {
+      auto s = read(in, prefix + ".input_scale", at::kFloat, 1);
+      params.scale = s.item<float>();
+      if (!(params.scale > 0) || !std::isfinite(params.scale) || !std::isfinite(1.f / params.scale))
+        throw checkpoint_error(who + ".input_scale' must be a finite positive float32, found " +
+                               std::to_string(params.scale));
+      if (settings_.act_type == activation_type::u8) {
+        params.zero_point = read(in, prefix + ".input_zero_point", at::kInt, 1).item<int32_t>();
+        if (params.zero_point < 0 || params.zero_point > 255)
+          throw checkpoint_error(who + ".input_zero_point' must be in [0, 255], found " +
+                                 std::to_string(params.zero_point));
+      }
+    }
+    at::Tensor smooth;
+    if (settings_.smoothquant) {
+      smooth = read(in, prefix + ".smooth", at::kFloat, k).contiguous();
+      if (!at::isfinite(smooth).all().item<bool>() || !(smooth > 0).all().item<bool>())
+        throw checkpoint_error(who + ".smooth' must hold finite positive factors");
+    }
+    const int64_t group = in.has_tensor(prefix + ".input_group")
+                              ? read(in, prefix + ".input_group", at::kLong, 1).item<int64_t>()
+                              : group_id_of(prefix);
+    // Layers of one saved group with identical activation quantization share the quantized input
+    // again, as they did before saving.
+    std::shared_ptr<const activation_quant> act;
+    std::shared_ptr<input_cache> cache;
+    {
+      std::lock_guard<std::mutex> lock(load_mutex_);
+      for (auto& entry : loaded_groups_) {
+        if (entry.id != group) continue;
+        auto c = entry.cache.lock();
+        if (!c) continue;
+        const auto& a = *entry.act;
+        if (a.params.scale == params.scale && a.params.zero_point == params.zero_point &&
+            a.smoothed() == smooth.defined() && (!smooth.defined() || at::equal(a.smooth, smooth))) {
+          act = entry.act;
+          cache = c;
+          break;
+        }
+      }
+      if (!act) {
+        act = make_activation_quant(settings_.act_type, settings_.mode, params, smooth);
+        cache = std::make_shared<input_cache>();
+        loaded_groups_.push_back({group, act, cache});
+      }
+    }
+    return std::make_unique<static_int8_linear>(fast_, w.weight_int8, w.scales, w.bias, act, cache, group);
+  }
+
+ private:
+  static at::Tensor read(const tensor_reader& in, const std::string& name, at::ScalarType type, int64_t size) {
+    auto t = in.tensor(name);
+    if (t.scalar_type() != type || t.dim() != 1 || t.size(0) != size)
+      throw checkpoint_error("static-int8: tensor '" + name + "' must be " + std::string(c10::toString(type)) + " [" +
+                             std::to_string(size) + "], found " + describe_tensor(t));
+    return t;
+  }
+
+  group_state& group_for(const std::string& site) {
+    auto it = group_of_.find(site);
+    if (it != group_of_.end()) return *it->second;
+    // A site begin() did not list: its own group.
+    auto g = std::make_shared<group_state>();
+    g->name = site;
+    g->id = group_id_of(site);
+    groups_[site] = g;
+    group_of_[site] = g;
+    return *g;
+  }
+
+  bool wants_channel_histograms() const {
+    return settings_.mode == activation_mode::fixed && settings_.calib != calibrator::minmax;
+  }
+
+  void accumulate(group_state& g, const at::Tensor& x) {
+    const int64_t m = x.size(0), k = x.size(1);
+    const float* p = x.data_ptr<float>();
+    g.any = true;
+    if (!settings_.smoothquant) {
+      if (settings_.mode != activation_mode::fixed) return;  // dynamic: nothing to keep
+      double mn = 0, mx = 0;
+      for (int64_t i = 0; i < m * k; ++i)
+        if (std::isfinite(p[i])) mn = std::min<double>(mn, p[i]), mx = std::max<double>(mx, p[i]);
+      g.whole.any = true;
+      g.whole.min = std::min(g.whole.min, mn);
+      g.whole.max = std::max(g.whole.max, mx);
+      if (settings_.calib == calibrator::minmax) return;
+      g.whole.hist.cover(std::max(-mn, mx));
+      for (int64_t i = 0; i < m * k; ++i)
+        if (std::isfinite(p[i])) g.whole.hist.add(p[i]);
+      return;
+    }
+    if (g.ch_min.empty()) {
+      g.ch_min.assign(static_cast<std::size_t>(k), 0.f);
+      g.ch_max.assign(static_cast<std::size_t>(k), 0.f);
+      if (wants_channel_histograms()) g.ch_hist.assign(static_cast<std::size_t>(k), histogram(64));
+    }
+    std::vector<float> batch_min(static_cast<std::size_t>(k), 0.f), batch_max(static_cast<std::size_t>(k), 0.f);
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = 0; j < k; ++j) {
+        const float v = p[r * k + j];
+        if (!std::isfinite(v)) continue;
+        batch_min[j] = std::min(batch_min[j], v);
+        batch_max[j] = std::max(batch_max[j], v);
+      }
+    for (int64_t j = 0; j < k; ++j) {
+      g.ch_min[j] = std::min(g.ch_min[j], batch_min[j]);
+      g.ch_max[j] = std::max(g.ch_max[j], batch_max[j]);
+    }
+    if (g.ch_hist.empty()) return;
+    for (int64_t j = 0; j < k; ++j) g.ch_hist[j].cover(std::max(-batch_min[j], batch_max[j]));
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = 0; j < k; ++j) {
+        const float v = p[r * k + j];
+        if (std::isfinite(v)) g.ch_hist[j].add(v);
+      }
+  }
+
+  // SmoothQuant factors: s_j = max|X_j|^alpha / max|W_j|^(1-alpha), W over every member.
+  at::Tensor smoothing_factors(const group_state& g, const layer* extra) const {
+    const int64_t k = g.k;
+    std::vector<at::Tensor> weights;
+    for (const auto& m : g.members) weights.push_back(m.weight.to(at::kFloat));
+    if (weights.empty() && extra) weights.push_back(extra->weight.to(at::kFloat));
+    at::Tensor w_max = at::zeros({k}, at::kFloat);
+    for (const auto& w : weights) {
+      if (w.dim() != 2 || w.size(1) != k) continue;
+      auto finite = at::where(at::isfinite(w), w.abs(), at::zeros_like(w));
+      w_max = at::maximum(w_max, std::get<0>(finite.max(0)));
+    }
+    auto s = at::ones({k}, at::kFloat);
+    float* sp = s.data_ptr<float>();
+    const float* wp = w_max.data_ptr<float>();
+    for (int64_t j = 0; j < k; ++j) {
+      const double a = std::max(std::abs(static_cast<double>(g.ch_min[j])), static_cast<double>(g.ch_max[j]));
+      const double w = wp[j];
+      if (!(a > 0) || !(w > 0)) continue;  // a dead channel keeps s = 1
+      const double v = std::pow(a, settings_.alpha) / std::pow(w, 1.0 - settings_.alpha);
+      sp[j] = static_cast<float>(std::clamp(v, 1e-5, 1e5));
+    }
+    return s;
+  }
+
+  void finish(group_state& g, const layer* extra) {
+    g.finished = true;
+    at::Tensor smooth;
+    if (settings_.smoothquant && g.any) smooth = smoothing_factors(g, extra);
+    activation_params params;
+    if (settings_.mode == activation_mode::fixed && g.any) {
+      observed_values v;
+      if (!smooth.defined()) {
+        v = std::move(g.whole);
+      } else {
+        // The smoothed input x_j / s_j: extremes from the per-channel ones, histogram from the
+        // per-channel histograms, each bin spread over the bins it lands on once divided by s_j.
+        const float* s = smooth.data_ptr<float>();
+        v.any = true;
+        for (int64_t j = 0; j < g.k; ++j) {
+          v.min = std::min(v.min, static_cast<double>(g.ch_min[j]) / s[j]);
+          v.max = std::max(v.max, static_cast<double>(g.ch_max[j]) / s[j]);
+        }
+        if (!g.ch_hist.empty()) {
+          v.hist.cover(std::max(-v.min, v.max));
+          for (int64_t j = 0; j < g.k; ++j) {
+            const histogram& h = g.ch_hist[j];
+            const std::vector<double> counts = h.counts();
+            if (counts.empty()) {  // a channel that was only ever 0
+              v.hist.add_zeros(h.total());
+              continue;
+            }
+            const double w = h.width() / s[j];
+            for (std::int64_t b = 0; b < 2 * h.half(); ++b) {
+              const double c = counts[static_cast<std::size_t>(b)];
+              if (c == 0) continue;
+              const double a = static_cast<double>(b - h.half()) * w;
+              v.hist.add_spread(a, a + w, c);
+            }
+          }
+        }
+      }
+      params = params_for(calibrate(v, settings_.calib, settings_.act_type, settings_.percentile), settings_.act_type);
+    }
+    g.act = make_activation_quant(settings_.act_type, settings_.mode, params, smooth);
+    // The statistics are no longer needed.
+    g.whole = observed_values{};
+    g.ch_hist.clear();
+    g.ch_hist.shrink_to_fit();
+    g.last_rows = at::Tensor();
+  }
+
+  settings settings_;
+  bool fast_;
+  std::map<std::string, std::shared_ptr<group_state>> groups_;    // by group name
+  std::map<std::string, std::shared_ptr<group_state>> group_of_;  // by site
+  std::set<std::string> observed_;                                // sites that got rows
+
+  struct loaded_group {
+    int64_t id;
+    std::shared_ptr<const activation_quant> act;
+    std::weak_ptr<input_cache> cache;
+  };
+  mutable std::mutex load_mutex_;
+  mutable std::vector<loaded_group> loaded_groups_;
+};
+
+}  // namespace
+
+std::unique_ptr<linear_quantizer> make_quantizer(const settings& s) {
+  const bool fast = s.kernel == kernel_choice::automatic && fast_path_supported(nullptr);
+  return std::make_unique<static_int8_quantizer>(s, fast);
+}
+
+}  // namespace qexp::static_int8
