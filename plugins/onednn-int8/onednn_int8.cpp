@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <qexp/errors.h>
 #include <qexp/int8_weights.h>
+#include <qexp/onednn_support.h>
 
 #include <cmath>
 #include <dnnl.hpp>
@@ -45,35 +46,14 @@ settings parse_settings(const option_values& values) {
   return s;
 }
 
-bool cpu_supported(const char** reason) {
-  __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
-      !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl")) {
-    if (reason) *reason = "this CPU lacks AVX-512 (F, BW, DQ, VL)";
-    return false;
-  }
-  if (!__builtin_cpu_supports("avx512vnni")) {
-    if (reason) *reason = "this CPU lacks AVX-512 VNNI, which the int8 brgemm kernel needs";
-    return false;
-  }
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  const auto vnni = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_vnni);
-  if ((isa & vnni) != vnni) {
-    if (reason) *reason = "oneDNN is limited below avx512_core_vnni (ONEDNN_MAX_CPU_ISA?)";
-    return false;
-  }
-  return true;
-}
+bool cpu_supported(const char** reason) { return onednn_int8_vnni_available(reason); }
 
 namespace {
 
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
+dnnl::engine& cpu_engine() { return onednn_cpu_engine(); }
 
 // Row count of the matmul used to pick the weights' blocked layout once; brgemm's layout depends
 // on N and K and the data types, and the primitive for any other M accepts the same layout.

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <qexp/errors.h>
 #include <qexp/int8_weights.h>
+#include <qexp/onednn_support.h>
 
 #include <algorithm>
 #include <cmath>
@@ -75,22 +76,12 @@ settings parse_settings(const option_values& values) {
 }
 
 bool fast_path_supported(const char** reason) {
+  // The quantize kernels need the AVX-512 subsets that the brgemm check covers too.
   if (!fast_kernels_available()) {
     if (reason) *reason = "this CPU lacks AVX-512 (F, BW, DQ, VL)";
     return false;
   }
-  __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx512vnni")) {
-    if (reason) *reason = "this CPU lacks AVX-512 VNNI, which the int8 brgemm kernel needs";
-    return false;
-  }
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  const auto vnni = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_vnni);
-  if ((isa & vnni) != vnni) {
-    if (reason) *reason = "oneDNN is limited below avx512_core_vnni (ONEDNN_MAX_CPU_ISA?)";
-    return false;
-  }
-  return true;
+  return onednn_int8_vnni_available(reason);
 }
 
 namespace {
@@ -98,10 +89,7 @@ namespace {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
+dnnl::engine& cpu_engine() { return onednn_cpu_engine(); }
 
 // Row count used to pick the weights' blocked layout once; the primitive of any other M accepts it.
 constexpr int64_t layout_probe_rows = 32;
