@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "qexp/int8_gemm.h"
 #include "qexp/plugin_registry.h"
 
 namespace qexp {
@@ -32,10 +33,10 @@ const plugin_registry& registry() {
 
 at::Generator generator(std::uint64_t seed) { return at::detail::createCPUGenerator(seed); }
 
+// What `kernel: auto` needs for int8_gemm's VNNI kernel (and `kernel: onednn` for brgemm).
 bool fast_path() {
-  // The plugin says nothing about its kernel; oneDNN's own check is what it uses.
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  return qexp::int8_gemm::vnni_available() && __builtin_cpu_supports("avx512dq");
 }
 
 // A checkpoint in memory.
@@ -384,29 +385,35 @@ TEST(static_int8, save_then_load_is_bit_identical_and_keeps_the_group) {
   }
 }
 
-TEST(static_int8, portable_kernels_agree_with_the_fast_ones) {
-  if (!fast_path()) GTEST_SKIP() << "no AVX-512 VNNI: both runs would be portable";
+TEST(static_int8, kernels_agree_vnni_and_portable_bit_for_bit_onednn_to_rounding) {
+  if (!fast_path()) GTEST_SKIP() << "no AVX-512 VNNI: every run would be portable";
   const layer l = outlier_layer("test.kernels", 61);
   for (const auto& options : std::vector<std::map<std::string, std::string>>{
            {}, {{"activation_type", "s8"}}, {{"smoothquant", "true"}}, {{"activations", "dynamic"}},
            {{"activations", "dynamic"}, {"smoothquant", "true"}, {"activation_type", "s8"}}}) {
-    auto portable_options = options;
+    auto portable_options = options, onednn_options = options;
     portable_options["kernel"] = "portable";
+    onednn_options["kernel"] = "onednn";
     auto fast = calibrated(*registry().create_linear("static-int8", options), l);
     auto portable = calibrated(*registry().create_linear("static-int8", portable_options), l);
+    auto onednn = calibrated(*registry().create_linear("static-int8", onednn_options), l);
     EXPECT_TRUE(at::equal(fast->dequantized_weight(), portable->dequantized_weight()));
+    EXPECT_TRUE(at::equal(fast->dequantized_weight(), onednn->dequantized_weight()));
     for (std::int64_t m : {1, 7, 64}) {
       const auto x = activations(m, 200 + m);
-      const auto a = fast->forward(x), b = portable->forward(x);
-      // The same codes and integer sums; only the float scaling may round differently.
-      EXPECT_LT((a - b).abs().max().item<double>(), 1e-5 * a.abs().max().item<double>()) << "M=" << m;
+      const auto a = fast->forward(x), b = portable->forward(x), c = onednn->forward(x);
+      // int8_gemm's two builds: the same arithmetic, bit for bit.
+      EXPECT_TRUE(at::equal(a, b)) << "M=" << m;
+      // oneDNN: the same codes and integer sums; only the float scaling may round differently.
+      EXPECT_LT((a - c).abs().max().item<double>(), 1e-5 * a.abs().max().item<double>()) << "M=" << m;
     }
   }
 }
 
 TEST(static_int8, many_row_counts_rebuild_evicted_primitives_correctly) {
+  if (!fast_path()) GTEST_SKIP() << "no AVX-512 VNNI: no oneDNN primitives";
   const layer l = outlier_layer("test.rows", 71);
-  auto lin = calibrated(*registry().create_linear("static-int8", {}), l);
+  auto lin = calibrated(*registry().create_linear("static-int8", {{"kernel", "onednn"}}), l);
   auto portable = calibrated(*registry().create_linear("static-int8", {{"kernel", "portable"}}), l);
   // 70 row counts (more than the 64 primitives a layer keeps), then the first ones again.
   for (std::int64_t m = 1; m <= 75; ++m) {

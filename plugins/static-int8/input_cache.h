@@ -9,7 +9,8 @@
 //   - the previous call in the group was on that input: any call on another input replaces it;
 //   - it has not used these codes yet: a member called twice on one input quantizes again.
 // The cache holds a reference to that input tensor, so its memory cannot be freed and handed to a
-// new tensor at the same address while the codes are kept. Anything else (a member called alone,
+// new tensor at the same address while the codes are kept; once every member has had them, both
+// are let go. Anything else (a member called alone,
 // out of order, on another input) just quantizes again: the cache can cost a quantize pass, never
 // give wrong codes. Members of one cache always share one activation quantization (the group's
 // scale, zero point and smoothing vector), which is what makes the codes interchangeable.
@@ -48,7 +49,15 @@ class input_cache {
     const std::uint64_t bit = std::uint64_t{1} << member;
     if (served_ & bit) return nullptr;
     served_ |= bit;
-    return last_;
+    std::shared_ptr<const quantized_input> codes = last_;
+    if (served_ == all_members()) {
+      // Every member has its codes: let go of the input now rather than at the group's next
+      // call, so its memory goes back to the allocator as soon as the model drops it (held
+      // longer, a large batch's block input kept the allocator from reusing its memory).
+      spare_ = std::move(last_);
+      input_ = at::Tensor();
+    }
+    return codes;
   }
 
   // A buffer to quantize into: the one of an earlier call when nobody holds it any more.
@@ -76,6 +85,7 @@ class input_cache {
 
  private:
   static bool tracks_version(const at::Tensor& x) { return !x.is_inference(); }
+  std::uint64_t all_members() const { return members_ >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << members_) - 1; }
 
   bool same_input(const at::Tensor& x) const {
     return input_.defined() && input_.unsafeGetTensorImpl() == x.unsafeGetTensorImpl() &&

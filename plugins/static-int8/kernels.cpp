@@ -60,28 +60,4 @@ void dequantize_row(bool fast, std::int32_t* acc_in_y_out, std::int64_t n, std::
   }
 }
 
-namespace {
-
-template <typename code_t>
-void matmul(const code_t* codes, const std::int8_t* w, std::int64_t m, std::int64_t k, std::int64_t n,
-            std::int32_t* acc) {
-  for (std::int64_t r = 0; r < m; ++r) {
-    const code_t* x = codes + r * k;
-    for (std::int64_t c = 0; c < n; ++c) {
-      const std::int8_t* wr = w + c * k;
-      std::int32_t sum = 0;
-      for (std::int64_t j = 0; j < k; ++j) sum += static_cast<std::int32_t>(x[j]) * static_cast<std::int32_t>(wr[j]);
-      acc[r * n + c] = sum;
-    }
-  }
-}
-
-}  // namespace
-
-void int8_matmul_portable(const std::uint8_t* codes, bool u8, const std::int8_t* w, std::int64_t m, std::int64_t k,
-                          std::int64_t n, std::int32_t* acc) {
-  if (u8) matmul(codes, w, m, k, n, acc);
-  else matmul(reinterpret_cast<const std::int8_t*>(codes), w, m, k, n, acc);
-}
-
 }  // namespace qexp::static_int8

@@ -1,7 +1,7 @@
 // The per-call passes of the static-int8 plugin, each in two builds with the same arithmetic:
 // AVX-512 (called only when the CPU has AVX-512 F/BW/DQ/VL, see fast_kernels_available()) and
 // portable C++. The quantize pass gives bit-identical codes in both (one float multiply, round half
-// to even, clamp); the portable integer matmul is the fallback for CPUs without AVX-512 VNNI.
+// to even, clamp). The matmul itself is qexp's int8_gemm (or oneDNN's, with `kernel: onednn`).
 #pragma once
 
 #include <cstdint>
@@ -28,13 +28,9 @@ bool quantize_row(bool fast, const float* x, std::int64_t k, const quantize_args
 // [mn, mx] (callers start them at 0). Returns false when the row holds a NaN or an Inf.
 bool range_row(bool fast, const float* x, std::int64_t k, const float* inv_s, float& mn, float& mx);
 
-// Dynamic activations, in place over one row of n s32 accumulators:
+// In place over one row of n s32 accumulators:
 // y = float(acc - zero_point * w_sum[n]) * (x_scale * w_scale[n]) + bias[n] (bias may be null).
 void dequantize_row(bool fast, std::int32_t* acc_in_y_out, std::int64_t n, std::int32_t zero_point,
                     const std::int32_t* w_sum, float x_scale, const float* w_scale, const float* bias);
-
-// Portable integer matmul: acc[m, n] = sum_k codes[m, k] * w[n, k], codes u8 (`u8`) or s8.
-void int8_matmul_portable(const std::uint8_t* codes, bool u8, const std::int8_t* w, std::int64_t m,
-                          std::int64_t k, std::int64_t n, std::int32_t* acc);
 
 }  // namespace qexp::static_int8

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <qexp/errors.h>
+#include <qexp/int8_gemm.h>
 #include <qexp/int8_weights.h>
 #include <qexp/onednn_support.h>
 
@@ -44,8 +45,9 @@ const option_spec options[8] = {
      "SmoothQuant migration strength: s = max|X|^alpha / max|W|^(1-alpha) (used with smoothquant)", nullptr,
      "0", "1"},
     {"kernel", option_type::choice, "auto",
-     "auto: oneDNN's AVX-512 VNNI matmul where the CPU has it, portable C++ elsewhere; portable: always C++",
-     "auto|portable"},
+     "auto: qexp's int8_gemm (AVX-512 VNNI where the CPU has it, portable C++ elsewhere); onednn: oneDNN's "
+     "brgemm and a dequantize pass; portable: int8_gemm's C++ build",
+     "auto|onednn|portable"},
 };
 
 settings parse_settings(const option_values& values) {
@@ -71,17 +73,17 @@ settings parse_settings(const option_values& values) {
   s.smoothquant = values.get_bool("smoothquant");
   s.alpha = values.get_number("alpha");
   if (!(s.alpha >= 0 && s.alpha <= 1)) throw config_error("static-int8: option 'alpha' must be in [0, 1]");
-  s.kernel = choice("kernel", {"auto", "portable"}) == 0 ? kernel_choice::automatic : kernel_choice::portable;
+  s.kernel = static_cast<kernel_choice>(choice("kernel", {"auto", "onednn", "portable"}));
   return s;
 }
 
 bool fast_path_supported(const char** reason) {
-  // The quantize kernels need the AVX-512 subsets that the brgemm check covers too.
-  if (!fast_kernels_available()) {
-    if (reason) *reason = "this CPU lacks AVX-512 (F, BW, DQ, VL)";
+  // The quantize passes need AVX-512 F/BW/DQ/VL, int8_gemm's kernel VNNI on top.
+  if (!fast_kernels_available() || !int8_gemm::vnni_available()) {
+    if (reason) *reason = "this CPU lacks AVX-512 (F, BW, DQ, VL) with VNNI";
     return false;
   }
-  return onednn_int8_vnni_available(reason);
+  return true;
 }
 
 namespace {
@@ -93,8 +95,8 @@ dnnl::engine& cpu_engine() { return onednn_cpu_engine(); }
 
 // Row count used to pick the weights' blocked layout once; the primitive of any other M accepts it.
 constexpr int64_t layout_probe_rows = 32;
-// Row counts whose primitive a layer keeps (least recently used evicted first): the output scales
-// are constants of the primitive, and so is M (a runtime M sends oneDNN 2.6 to gemm:jit).
+// Row counts whose primitive a layer keeps (least recently used evicted first): M is a constant of
+// the primitive (a runtime M sends oneDNN 2.6 to gemm:jit).
 constexpr std::size_t max_cached_primitives = 64;
 
 // FNV-1a: the input group's name as a number a checkpoint can carry.
@@ -147,58 +149,40 @@ std::shared_ptr<const activation_quant> make_activation_quant(activation_type ty
 // ---------------------------------------------------------------------------------------------
 // The packed Linear.
 
+// Which matmul a layer runs: `kernel: auto` is int8_gemm's VNNI kernel where the CPU has one.
+enum class matmul_path { qexp_vnni, onednn, portable };
+
 class static_int8_linear final : public packed_linear {
  public:
   // w_int8: [out, in] int8 in [-127, 127]; scales: [1] or [out] float32; bias [out] or undefined.
-  static_int8_linear(bool fast, const at::Tensor& w_int8, at::Tensor scales, at::Tensor bias,
+  static_int8_linear(matmul_path path, const at::Tensor& w_int8, at::Tensor scales, at::Tensor bias,
                      std::shared_ptr<const activation_quant> act, std::shared_ptr<input_cache> cache, int64_t group_id)
-      : fast_(fast), n_(w_int8.size(0)), k_(w_int8.size(1)), scales_(std::move(scales)), bias_(std::move(bias)),
-        act_(std::move(act)), cache_(std::move(cache)), member_(cache_->join()), group_id_(group_id) {
+      : path_(path), fast_passes_(path != matmul_path::portable), n_(w_int8.size(0)), k_(w_int8.size(1)),
+        lda_(path == matmul_path::onednn ? k_ : int8_gemm::padded_k(k_)), scales_(std::move(scales)),
+        bias_(std::move(bias)), act_(std::move(act)), cache_(std::move(cache)), member_(cache_->join()),
+        group_id_(group_id) {
     channel_scales_ = scales_.numel() == 1 ? scales_.expand({n_}).contiguous() : scales_;
     if (act_->smoothed() && act_->smooth.numel() != k_)
       throw input_error("static-int8: smoothing vector has " + std::to_string(act_->smooth.numel()) +
                         " entries for a layer with " + std::to_string(k_) + " inputs");
-    const auto w_sum = w_int8.to(at::kInt).sum(1, /*keepdim=*/false, at::kInt).contiguous();
-    const bool fixed = act_->mode == activation_mode::fixed;
-    // Where the zero point's term zp * sum_k w[n, k] is subtracted in integers: the dequantize pass
-    // (dynamic), the portable matmul (fixed), oneDNN itself through a constant source zero point
-    // (fixed, fast: brgemm keeps it, and the compensation is exact, where a float bias carrying
-    // it would lose the bias's low bits next to a term of 1e4 to 1e5).
-    if (!fixed || !fast_) w_sum_ = w_sum;
-    if (fixed) {
-      // oneDNN 2.x adds the bias before the output scales: dst = oscale * (acc + bias). So the
-      // bias is carried in accumulator units:
-      //   y = scale * w_scale[n] * (acc - zp * w_sum[n]) + b[n] = oscale[n] * (acc - zp * w_sum[n] + b[n] / oscale[n]).
-      out_scale_ = at::empty({n_}, at::kFloat);
-      const float* ws = channel_scales_.data_ptr<float>();
-      const float* b = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
-      if (b) bias_acc_ = at::empty({n_}, at::kFloat);
-      float* os = out_scale_.data_ptr<float>();
-      for (int64_t j = 0; j < n_; ++j) {
-        os[j] = act_->params.scale * ws[j];
-        const float v = b ? static_cast<float>(static_cast<double>(b[j]) / static_cast<double>(os[j])) : 0.f;
-        if (!(os[j] > 0) || !std::isfinite(os[j]) || !std::isfinite(v))
-          throw input_error("static-int8: output channel " + std::to_string(j) + ": activation scale " +
-                            std::to_string(act_->params.scale) + " times weight scale " + std::to_string(ws[j]) +
-                            " cannot carry the bias in float32");
-        if (b) bias_acc_.data_ptr<float>()[j] = v;
-      }
+    if (path_ != matmul_path::onednn) {
+      packed_ = int8_gemm::packed_weights(w_int8.data_ptr<int8_t>(), n_, k_);
+      return;
     }
-    if (fast_) {
-      // W is [N, K] row-major: the matmul's K x N weights in `ba` order. Reorder it once into the
-      // layout the brgemm kernel asked for (with s8 activations that layout also carries the
-      // compensation oneDNN needs, computed by this reorder).
-      auto probe = make_primitive_desc(layout_probe_rows, dnnl::memory::desc({k_, n_}, dt::s8, tag::any));
-      weights_md_ = probe.weights_desc();
-      weights_ = dnnl::memory(weights_md_, cpu_engine());
-      dnnl::memory plain({{k_, n_}, dt::s8, tag::ba}, cpu_engine(), const_cast<void*>(w_int8.data_ptr()));
-      dnnl::stream stream(cpu_engine());
-      dnnl::reorder(plain, weights_).execute(stream, plain, weights_);
-      stream.wait();
-      if (bias_acc_.defined()) bias_memory_ = dnnl::memory({{1, n_}, dt::f32, tag::ab}, cpu_engine(), bias_acc_.data_ptr());
-    } else {
-      plain_ = w_int8.contiguous();
-    }
+    // oneDNN: the attribute-free s32 matmul, shared by every layer of one shape through oneDNN's
+    // primitive cache, and the dequantize pass. Constant output scales would fuse that pass into
+    // brgemm but make every layer's primitive (and JIT kernel) its own: 38 kernels per sequence
+    // length, slower in the full model than the pass they save (docs/plugins.md).
+    w_sum_ = w_int8.to(at::kInt).sum(1, /*keepdim=*/false, at::kInt).contiguous();
+    // W is [N, K] row-major: the matmul's K x N weights in `ba` order. Reorder it once into the
+    // layout the brgemm kernel asked for.
+    auto probe = make_primitive_desc(layout_probe_rows, dnnl::memory::desc({k_, n_}, dt::s8, tag::any));
+    weights_md_ = probe.weights_desc();
+    weights_ = dnnl::memory(weights_md_, cpu_engine());
+    dnnl::memory plain({{k_, n_}, dt::s8, tag::ba}, cpu_engine(), const_cast<void*>(w_int8.data_ptr()));
+    dnnl::stream stream(cpu_engine());
+    dnnl::reorder(plain, weights_).execute(stream, plain, weights_);
+    stream.wait();
   }
 
   at::Tensor forward(const at::Tensor& x) override {
@@ -225,11 +209,8 @@ class static_int8_linear final : public packed_linear {
   }
 
   std::size_t packed_bytes() const override {
-    std::size_t bytes = (fast_ ? weights_md_.get_size() : plain_.nbytes()) + scales_.nbytes() +
-                        (bias_.defined() ? bias_.nbytes() : 0);
-    if (out_scale_.defined()) bytes += out_scale_.nbytes();
-    if (bias_acc_.defined()) bytes += bias_acc_.nbytes();
-    if (w_sum_.defined()) bytes += w_sum_.nbytes();
+    std::size_t bytes = (path_ == matmul_path::onednn ? weights_md_.get_size() + w_sum_.nbytes() : packed_.bytes()) +
+                        scales_.nbytes() + (bias_.defined() ? bias_.nbytes() : 0);
     bytes += (act_->factor.size() + act_->inv_smooth.size()) * sizeof(float) + sizeof(activation_params);
     return bytes;
   }
@@ -258,20 +239,24 @@ class static_int8_linear final : public packed_linear {
     dnnl::matmul matmul;
   };
 
+  // Rows of lda_ codes (the bytes past k_ zero). qexp's kernel multiplies u8 codes only: s8 codes
+  // c become c + 128 with the zero point 128 (the same integers once the zero point is removed).
   void quantize(const at::Tensor& x2, quantized_input& q) const {
     const int64_t m = x2.size(0);
     const float* xp = x2.data_ptr<float>();
-    q.codes.resize(static_cast<std::size_t>(m * k_));
+    q.codes.resize(static_cast<std::size_t>(m * lda_));
     q.row_ok.assign(static_cast<std::size_t>(m), 1);
     quantize_args args{nullptr, act_->inv_scale, act_->params.zero_point, act_->lo(), act_->hi()};
     if (act_->mode == activation_mode::fixed) {
+      q.scale = act_->params.scale;
+      q.zero_point = act_->params.zero_point;
       if (act_->smoothed()) args.factor = act_->factor.data();
     } else {
       // The range of this call's (smoothed) input, then its scale: the per-call pass that static
       // activations do without.
       float mn = 0.f, mx = 0.f;
       const float* inv_s = act_->smoothed() ? act_->inv_smooth.data() : nullptr;
-      for (int64_t r = 0; r < m; ++r) q.row_ok[r] = range_row(fast_, xp + r * k_, k_, inv_s, mn, mx);
+      for (int64_t r = 0; r < m; ++r) q.row_ok[r] = range_row(fast_passes_, xp + r * k_, k_, inv_s, mn, mx);
       const activation_params p = params_for({mn, mx}, act_->type);
       q.scale = p.scale;
       q.zero_point = p.zero_point;
@@ -283,77 +268,58 @@ class static_int8_linear final : public packed_linear {
         args.factor = q.factor.data();
       }
     }
+    if (path_ != matmul_path::onednn && act_->type == activation_type::s8) {
+      args.zero_point += 128;
+      args.lo += 128;
+      args.hi += 128;
+      q.zero_point += 128;
+    }
     uint8_t* codes = q.codes.data();
     char* row_ok = q.row_ok.data();
-    const bool fast = fast_;
-    const int64_t k = k_;
+    const bool fast = fast_passes_;
+    const int64_t k = k_, lda = lda_;
     at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r)
-        if (!quantize_row(fast, xp + r * k, k, args, codes + r * k)) row_ok[r] = 0;
+      for (int64_t r = begin; r < end; ++r) {
+        if (!quantize_row(fast, xp + r * k, k, args, codes + r * lda)) row_ok[r] = 0;
+        std::fill(codes + r * lda + k, codes + (r + 1) * lda, uint8_t{0});
+      }
     });
   }
 
   void multiply(const quantized_input& q, int64_t m, at::Tensor& y) {
-    const bool fixed = act_->mode == activation_mode::fixed;
-    if (fast_) {
-      const auto prim = primitive_for(m);
-      dnnl::memory src(prim->src_md, cpu_engine(), const_cast<uint8_t*>(q.codes.data()));
-      dnnl::memory dst(prim->dst_md, cpu_engine(), y.data_ptr());
-      dnnl::stream stream(cpu_engine());
-      if (bias_acc_.defined())
-        prim->matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_BIAS, bias_memory_},
-                                      {DNNL_ARG_DST, dst}});
-      else
-        prim->matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst}});
-      stream.wait();
-    } else {
-      const uint8_t* codes = q.codes.data();
-      const int8_t* w = plain_.data_ptr<int8_t>();
-      auto* acc = static_cast<int32_t*>(y.data_ptr());
-      const bool u8 = act_->type == activation_type::u8;
-      const int64_t k = k_, n = n_;
-      at::parallel_for(0, m, 1, [&](int64_t begin, int64_t end) {
-        int8_matmul_portable(codes + begin * k, u8, w, end - begin, k, n, acc + begin * n);
-      });
-      if (fixed) {
-        // The arithmetic oneDNN applies: (float(acc - zp * w_sum) + bias_acc) * oscale.
-        const float* os = out_scale_.data_ptr<float>();
-        const float* ba = bias_acc_.defined() ? bias_acc_.data_ptr<float>() : nullptr;
-        const int32_t* w_sum = w_sum_.data_ptr<int32_t>();
-        const int32_t zp = act_->params.zero_point;
-        at::parallel_for(0, m, 8, [&](int64_t begin, int64_t end) {
-          for (int64_t r = begin; r < end; ++r) {
-            int32_t* a = acc + r * n;
-            float* yr = reinterpret_cast<float*>(a);
-            for (int64_t j = 0; j < n; ++j) {
-              const float f = static_cast<float>(a[j] - zp * w_sum[j]);
-              yr[j] = (ba ? f + ba[j] : f) * os[j];
-            }
-          }
-        });
-      }
-    }
     float* yp = y.data_ptr<float>();
+    const float* b = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+    const float* w_scale = channel_scales_.data_ptr<float>();
     const char* row_ok = q.row_ok.data();
     const int64_t n = n_;
-    if (fixed) {
+    if (path_ != matmul_path::onednn) {
+      int8_gemm::dequantize_args d;
+      d.a_scale = &q.scale;
+      d.a_zero_point = &q.zero_point;
+      d.w_scale = w_scale;
+      d.bias = b;
+      int8_gemm::multiply(q.codes.data(), m, packed_, d, yp, path_ == matmul_path::qexp_vnni);
       // Clamping made an Inf finite: rows that held a NaN or an Inf are NaN, the others untouched.
       for (int64_t r = 0; r < m; ++r)
         if (!row_ok[r]) std::fill(yp + r * n, yp + (r + 1) * n, std::numeric_limits<float>::quiet_NaN());
       return;
     }
-    auto* acc = reinterpret_cast<int32_t*>(yp);
+    // oneDNN writes s32 accumulators into y's buffer; the dequantize pass turns them into floats.
+    auto* acc = static_cast<int32_t*>(y.data_ptr());
+    const auto prim = primitive_for(m);
+    dnnl::memory src(prim->src_md, cpu_engine(), const_cast<uint8_t*>(q.codes.data()));
+    dnnl::memory dst(prim->dst_md, cpu_engine(), acc);
+    dnnl::stream stream(cpu_engine());
+    prim->matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst}});
+    stream.wait();
     const int32_t* w_sum = w_sum_.data_ptr<int32_t>();
-    const float* w_scale = channel_scales_.data_ptr<float>();
-    const float* b = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
-    const bool fast = fast_;
     at::parallel_for(0, m, 8, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         if (!row_ok[r]) {
           std::fill(yp + r * n, yp + (r + 1) * n, std::numeric_limits<float>::quiet_NaN());
           continue;
         }
-        dequantize_row(fast, acc + r * n, n, q.zero_point, w_sum, q.scale, w_scale, b);
+        dequantize_row(fast_passes_, acc + r * n, n, q.zero_point, w_sum, q.scale, w_scale, b);
       }
     });
   }
@@ -361,22 +327,8 @@ class static_int8_linear final : public packed_linear {
   dnnl::matmul::primitive_desc make_primitive_desc(int64_t m, const dnnl::memory::desc& weights_md) const {
     const auto src_dt = act_->type == activation_type::u8 ? dt::u8 : dt::s8;
     dnnl::memory::desc src_md({m, k_}, src_dt, tag::ab);
-    if (act_->mode == activation_mode::dynamic) {
-      // The scale changes per call: an s32 destination with no attributes keeps brgemm (runtime
-      // output scales would not), and the dequantize pass applies scales, zero point and bias.
-      dnnl::memory::desc dst_md({m, n_}, dt::s32, tag::ab);
-      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, weights_md, dst_md), cpu_engine());
-    }
-    // Constant attributes keep brgemm: per-channel output scales and, for u8, the source zero point.
-    dnnl::memory::desc dst_md({m, n_}, dt::f32, tag::ab);
-    dnnl::primitive_attr attr;
-    const float* os = out_scale_.data_ptr<float>();
-    attr.set_output_scales(1 << 1, std::vector<float>(os, os + n_));
-    if (act_->params.zero_point != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {act_->params.zero_point});
-    if (!bias_acc_.defined())
-      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, weights_md, dst_md), attr, cpu_engine());
-    dnnl::memory::desc bias_md({1, n_}, dt::f32, tag::ab);
-    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, weights_md, bias_md, dst_md), attr, cpu_engine());
+    dnnl::memory::desc dst_md({m, n_}, dt::s32, tag::ab);
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, weights_md, dst_md), cpu_engine());
   }
 
   // Shared, so that a call still running keeps its primitive when another one evicts it.
@@ -405,10 +357,13 @@ class static_int8_linear final : public packed_linear {
     return p;
   }
 
-  // The [out, in] int8 weight (the fast path keeps only the packed copy: read it back).
+  // The [out, in] int8 weight (only packed copies are kept: read it back).
   at::Tensor plain_weight() const {
-    if (!fast_) return plain_;
     auto w = at::empty({n_, k_}, at::kChar);
+    if (path_ != matmul_path::onednn) {
+      packed_.unpack(w.data_ptr<int8_t>());
+      return w;
+    }
     dnnl::memory plain({{k_, n_}, dt::s8, tag::ba}, cpu_engine(), w.data_ptr());
     dnnl::stream stream(cpu_engine());
     dnnl::reorder(weights_, plain).execute(stream, const_cast<dnnl::memory&>(weights_), plain);
@@ -416,22 +371,22 @@ class static_int8_linear final : public packed_linear {
     return w;
   }
 
-  bool fast_;
+  matmul_path path_;
+  bool fast_passes_;           // AVX-512 quantize/range/dequantize passes
   int64_t n_, k_;
+  int64_t lda_;                // codes per row: k_ for oneDNN, padded to 4 for qexp's kernel
   at::Tensor scales_;          // [1] or [out] float32, as saved
   at::Tensor channel_scales_;  // [out] float32
-  at::Tensor bias_;            // [out] float32 or undefined: the float bias, as saved
-  at::Tensor out_scale_;       // fixed: [out] act_scale * w_scale[n], the primitive's output scales
-  at::Tensor bias_acc_;        // fixed, with a bias: [out] b[n] / out_scale[n]
-  at::Tensor w_sum_;           // dynamic or portable: [out] int32 sum over in of the int8 weight
+  at::Tensor bias_;            // [out] float32 or undefined
   std::shared_ptr<const activation_quant> act_;
   std::shared_ptr<input_cache> cache_;
   int member_;
   int64_t group_id_;
-  at::Tensor plain_;           // portable: int8 [out, in]
+  int8_gemm::packed_weights packed_;  // qexp's kernel (VNNI or portable)
+  // oneDNN
+  at::Tensor w_sum_;           // [out] int32 sum over in of the int8 weight, for the zero point
   dnnl::memory::desc weights_md_;
-  dnnl::memory weights_;       // fast: s8 in oneDNN's blocked layout
-  dnnl::memory bias_memory_;   // fast, fixed, with a bias: wraps bias_acc_
+  dnnl::memory weights_;       // s8 in oneDNN's blocked layout
   std::mutex mutex_;
   std::list<int64_t> lru_;     // row counts, most recently used first
   std::unordered_map<int64_t, std::pair<std::shared_ptr<const cached_primitive>, std::list<int64_t>::iterator>>
@@ -492,7 +447,7 @@ bool same_tensor(const at::Tensor& a, const at::Tensor& b) {
 
 class static_int8_quantizer final : public linear_quantizer {
  public:
-  static_int8_quantizer(const settings& s, bool fast) : settings_(s), fast_(fast) {}
+  static_int8_quantizer(const settings& s, matmul_path path) : settings_(s), path_(path) {}
 
   void begin(const quantizer_context& context) override {
     groups_.clear();
@@ -566,7 +521,7 @@ class static_int8_quantizer final : public linear_quantizer {
     if (g->act->smoothed()) w = w * g->act->smooth.reshape({1, -1});  // W' = W diag(s)
     auto [w_int8, scales] = quantize_weights(w, settings_.weights, l.name);
     auto bias = l.bias.defined() ? l.bias.to(at::kFloat).contiguous() : at::Tensor();
-    return std::make_unique<static_int8_linear>(fast_, w_int8, scales, bias, g->act, g->cache, g->id);
+    return std::make_unique<static_int8_linear>(path_, w_int8, scales, bias, g->act, g->cache, g->id);
   }
 
   std::unique_ptr<packed_linear> load(const tensor_reader& in, const std::string& prefix) const override {
@@ -625,7 +580,7 @@ class static_int8_quantizer final : public linear_quantizer {
         loaded_groups_.push_back({group, act, cache});
       }
     }
-    return std::make_unique<static_int8_linear>(fast_, w.weight_int8, w.scales, w.bias, act, cache, group);
+    return std::make_unique<static_int8_linear>(path_, w.weight_int8, w.scales, w.bias, act, cache, group);
   }
 
  private:
@@ -770,7 +725,7 @@ class static_int8_quantizer final : public linear_quantizer {
   }
 
   settings settings_;
-  bool fast_;
+  matmul_path path_;
   std::map<std::string, std::shared_ptr<group_state>> groups_;    // by group name
   std::map<std::string, std::shared_ptr<group_state>> group_of_;  // by site
   std::set<std::string> observed_;                                // sites that got rows
@@ -787,8 +742,17 @@ class static_int8_quantizer final : public linear_quantizer {
 }  // namespace
 
 std::unique_ptr<linear_quantizer> make_quantizer(const settings& s) {
-  const bool fast = s.kernel == kernel_choice::automatic && fast_path_supported(nullptr);
-  return std::make_unique<static_int8_quantizer>(s, fast);
+  matmul_path path = matmul_path::portable;
+  if (s.kernel == kernel_choice::onednn) {
+    const char* reason = nullptr;
+    if (!fast_kernels_available() || !onednn_int8_vnni_available(&reason))
+      throw plugin_error(std::string("static-int8: kernel 'onednn' needs oneDNN's AVX-512 VNNI matmul: ") +
+                         (reason ? reason : "this CPU lacks AVX-512 (F, BW, DQ, VL)"));
+    path = matmul_path::onednn;
+  } else if (s.kernel == kernel_choice::automatic && fast_path_supported(nullptr)) {
+    path = matmul_path::qexp_vnni;
+  }
+  return std::make_unique<static_int8_quantizer>(s, path);
 }
 
 }  // namespace qexp::static_int8

@@ -7,10 +7,11 @@
 // s_j = max|X_j|^alpha / max|W_j|^(1-alpha) (W over every Linear of the input group), W' = W diag(s),
 // and 1/s folded into the quantization pass. `activations: dynamic` keeps the range per call.
 //
-// The matmul: u8|s8 [M, K] x s8 [K, N] -> f32 with constant per-channel output scales
-// (act_scale * w_scale[n]) and a bias that carries the zero-point term, on oneDNN's
-// `brg:avx512_core_vnni` kernel; one primitive per row count M, the 64 most recent kept per layer.
-// Without AVX-512 VNNI (or with `kernel: portable`) the same arithmetic runs in plain C++.
+// The matmul: u8 codes [M, K] x s8 [K, N] on qexp's int8_gemm (qexp/int8_gemm.h), which applies
+// the zero point, the scales and the bias as each output tile leaves the registers; AVX-512 VNNI
+// where the CPU has it, its portable C++ build elsewhere or with `kernel: portable` (bit-identical
+// results). `kernel: onednn` runs oneDNN's brgemm (s32 out) and a dequantize pass instead, for
+// comparison.
 #pragma once
 
 #include <qexp/plugin_api.h>
@@ -23,7 +24,7 @@ namespace qexp::static_int8 {
 
 enum class weight_granularity { per_tensor, per_channel };
 enum class activation_mode { fixed, dynamic };  // `activations: static|dynamic`
-enum class kernel_choice { automatic, portable };
+enum class kernel_choice { automatic, onednn, portable };  // option order
 
 struct settings {
   weight_granularity weights = weight_granularity::per_channel;
@@ -40,7 +41,7 @@ extern const option_spec options[8];
 
 settings parse_settings(const option_values& values);
 std::unique_ptr<linear_quantizer> make_quantizer(const settings& s);
-// AVX-512 (F, BW, DQ, VL) with VNNI, and oneDNN allowed to use it: the fast path runs.
+// AVX-512 (F, BW, DQ, VL) with VNNI: `kernel: auto` runs int8_gemm's VNNI kernel.
 bool fast_path_supported(const char** reason);
 
 }  // namespace qexp::static_int8

@@ -127,6 +127,7 @@ const std::vector<plugin_config> plugin_configs{
     {"onednn-int8", {{"activation_type", "s8"}}, "onednn-int8{per_channel,s8}"},
     // Static activation scales, calibrated on Gaussian rows (calibrated() below).
     {"static-int8", {}, "static-int8{per_channel,u8,minmax}"},
+    {"static-int8", {{"kernel", "onednn"}}, "static-int8{per_channel,u8,minmax,onednn}"},
     {"static-int8", {{"activation_type", "s8"}}, "static-int8{per_channel,s8,minmax}"},
     {"static-int8", {{"smoothquant", "true"}}, "static-int8{per_channel,u8,smoothquant}"},
     {"static-int8", {{"activations", "dynamic"}}, "static-int8{per_channel,u8,dynamic}"},

@@ -1,0 +1,115 @@
+// The AVX-512 VNNI kernel of int8_gemm.h. Called only after vnni_available() said yes, so the
+// whole file is compiled for AVX-512 + VNNI whatever the rest of the build targets; no
+// standard-library templates in here (an instantiation compiled for AVX-512 could be the one the
+// linker keeps for everyone).
+#include <qexp/int8_gemm.h>
+
+#include <cstdint>
+#include <cstring>
+
+// GCC 12 reports its own _mm512_undefined_* placeholders (used by the masked loads) as
+// uninitialized once inlined: a known false positive of the intrinsics headers.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma")
+
+namespace qexp::int8_gemm::detail {
+
+namespace {
+
+constexpr std::int64_t panel_width = 64;
+constexpr std::int64_t quad_bytes = panel_width * 4;  // one k-quad of a panel: 4 registers
+inline std::int32_t load_quad(const std::uint8_t* p) {
+  std::int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// MR rows of a (row stride lda) times one panel: MR x 4 accumulators in registers over the whole
+// K, then dequantized straight into y. Meanwhile `pf_lines` cache lines from `pf` on (this
+// block's share of the next panel) are asked into L2, spread evenly over the k loop: the next
+// panel arrives from memory while this one is multiplied.
+template <int MR>
+void block(const std::uint8_t* a, std::int64_t lda, std::int64_t kq, const std::int8_t* panel,
+           const char* pf, std::int64_t pf_lines, const dequantize_args& d, std::int64_t row0,
+           const std::int32_t* sums, std::int64_t col0, std::int64_t n, float* y, std::int64_t ldy) {
+  __m512i c[MR][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) c[r][j] = _mm512_setzero_si512();
+
+  const std::int8_t* b = panel;
+  std::int64_t pf_credit = 0;
+  for (std::int64_t q = 0; q < kq; ++q, b += quad_bytes) {
+    for (pf_credit += pf_lines; pf_credit >= kq; pf_credit -= kq, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+    const __m512i b0 = _mm512_load_si512(b);
+    const __m512i b1 = _mm512_load_si512(b + 64);
+    const __m512i b2 = _mm512_load_si512(b + 128);
+    const __m512i b3 = _mm512_load_si512(b + 192);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512i av = _mm512_set1_epi32(load_quad(a + r * lda + q * 4));
+      c[r][0] = _mm512_dpbusd_epi32(c[r][0], av, b0);
+      c[r][1] = _mm512_dpbusd_epi32(c[r][1], av, b1);
+      c[r][2] = _mm512_dpbusd_epi32(c[r][2], av, b2);
+      c[r][3] = _mm512_dpbusd_epi32(c[r][3], av, b3);
+    }
+  }
+
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    const std::int64_t g = d.per_row ? row0 + r : 0;
+    const __m512i zp = _mm512_set1_epi32(d.a_zero_point[g]);
+    const __m512 scale = _mm512_set1_ps(d.a_scale[g]);
+    float* out = y + r * ldy;
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const std::int64_t col = col0 + 16 * j;
+      if (col >= n) break;
+      const std::int64_t live = n - col;
+      const __mmask16 mask = live >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << live) - 1u);
+      const __m512i s = _mm512_maskz_loadu_epi32(mask, sums + col);
+      const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(c[r][j], _mm512_mullo_epi32(zp, s)));
+      const __m512 ws = _mm512_mul_ps(scale, _mm512_maskz_loadu_ps(mask, d.w_scale + col));
+      const __m512 v = d.bias ? _mm512_fmadd_ps(f, ws, _mm512_maskz_loadu_ps(mask, d.bias + col)) : _mm512_mul_ps(f, ws);
+      _mm512_mask_storeu_ps(out + col, mask, v);
+    }
+  }
+}
+
+using block_fn = void (*)(const std::uint8_t*, std::int64_t, std::int64_t, const std::int8_t*, const char*,
+                          std::int64_t, const dequantize_args&, std::int64_t, const std::int32_t*, std::int64_t,
+                          std::int64_t, float*, std::int64_t);
+constexpr block_fn blocks[7] = {nullptr, block<1>, block<2>, block<3>, block<4>, block<5>, block<6>};
+constexpr std::int64_t max_rows = 6;  // 24 accumulators + 4 weight registers + 1 broadcast of 32
+
+}  // namespace
+
+void multiply_panels_avx512(const std::uint8_t* a, std::int64_t lda, std::int64_t m, const packed_weights& w,
+                            std::int64_t p0, std::int64_t p1, const dequantize_args& d, std::int64_t row0, float* y,
+                            std::int64_t ldy) {
+  const std::int64_t kq = lda / 4, n = w.n();
+  // Rows in blocks of at most 6, as even as possible (25 rows: five blocks of 5, not 4 x 6 + 1).
+  const std::int64_t count = (m + max_rows - 1) / max_rows;
+  const std::int64_t base = count ? m / count : 0, extra = count ? m % count : 0;
+  for (std::int64_t p = p0; p < p1; ++p) {
+    const std::int8_t* panel = w.panels() + p * panel_width * lda;
+    // The next panel of this thread's range, in shares of its lines, one share per row block.
+    const std::int64_t lines = p + 1 < p1 ? panel_width * lda / 64 : 0;
+    const char* next = reinterpret_cast<const char*>(panel + panel_width * lda);
+    std::int64_t r = 0, line = 0;
+    for (std::int64_t i = 0; i < count; ++i) {
+      const std::int64_t rows = base + (i < extra ? 1 : 0);
+      const std::int64_t share = lines * (i + 1) / count - line;
+      blocks[rows](a + r * lda, lda, kq, panel, next + line * 64, share, d, row0 + r, w.column_sums(), p * panel_width, n, y + r * ldy,
+                   ldy);
+      r += rows;
+      line += share;
+    }
+  }
+}
+
+}  // namespace qexp::int8_gemm::detail
