@@ -39,8 +39,11 @@ const experiment_kind& find_experiment_kind(const std::string& name) {
 
 std::vector<std::pair<std::string, schema_node>> common_experiment_fields(const std::string& kind) {
   return {
-      {"name", schema_node::of(value_kind::string, "experiment name; results go to `<output.dir>/<name>/<timestamp>/`")
-                   .is_required()},
+      {"name", schema_node::of(value_kind::string,
+                               "experiment name, one folder name (no `/`, not `..`); results go to "
+                               "`<output.dir>/<name>/<timestamp>/`")
+                   .is_required()
+                   .as_folder_name()},
       {"kind", schema_node::choice_of(experiment_kind_names(), "experiment driver").with_default(kind)},
       {"description", schema_node::of(value_kind::string, "free text kept with the results").with_default("")},
   };

@@ -7,6 +7,7 @@
 #include "ptq_runner.h"
 #include "qexp/distilbert.h"
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
 
 namespace qexp {
 namespace {
@@ -17,9 +18,11 @@ namespace {
 std::string validate_ptq(const YAML::Node& resolved, const config_source& source, const plugin_registry& plugins) {
   const ptq_config config = ptq_config_from(resolved, source);
   std::error_code ec;
-  if (!std::filesystem::exists(config.model_path / "config.json", ec))
-    throw config_error("model folder " + config.model_path.string() + " has no config.json at " +
+  if (const auto problem = regular_file_problem(config.model_path / "config.json"); !problem.empty())
+    throw config_error("model folder " + config.model_path.string() + ": config.json " + problem + " at " +
                        location_of(source, "model.path"));
+  if (const auto problem = regular_file_problem(config.data_path); !problem.empty())
+    throw config_error(location_of(source, "data.path") + ": dataset " + config.data_path.string() + ": " + problem);
   const auto sites = distilbert_classifier::sites_of(distilbert_config::from_json_file(config.model_path / "config.json"));
   std::vector<quantizer_entry> all{config.baseline};
   all.insert(all.end(), config.quantizers.begin(), config.quantizers.end());
@@ -32,9 +35,9 @@ std::string validate_ptq(const YAML::Node& resolved, const config_source& source
     const auto& cal = config.calibration;
     if (cal.sentences == 0)
       throw config_error(q.where + ": '" + q.label + "' calibrates, but calibration.sentences is 0 at " + cal.where);
-    if (!std::filesystem::is_regular_file(cal.data_path, ec))
+    if (const auto problem = regular_file_problem(cal.data_path); !problem.empty())
       throw config_error(location_of(source, "calibration.data") + ": calibration data " + cal.data_path.string() +
-                         " is not a file ('" + q.label + "' calibrates; set calibration.data or QEXP_DATA_PATH)");
+                         ": " + problem + " ('" + q.label + "' calibrates; set calibration.data or QEXP_DATA_PATH)");
     if (std::filesystem::equivalent(cal.data_path, config.data_path, ec))
       throw config_error(location_of(source, "calibration.data") + ": calibration data " + cal.data_path.string() +
                          " is the evaluation file (data.path); calibrate on other sentences, e.g. sst2/train.tsv");

@@ -4,6 +4,7 @@
 
 #include "experiment.h"
 #include "qexp/errors.h"
+#include "qexp/threads.h"
 
 namespace qexp {
 
@@ -148,7 +149,7 @@ schema_node ptq_schema() {
                              .at_most(1000000)
                              .with_default(128)},
            {"batch_size", positive("calibration sentences per forward pass", 8)},
-           {"seed", schema_node::of(value_kind::integer, "seed of the sentence draw").at_least(0).with_default(0)},
+           {"seed", schema_node::of(value_kind::integer, "seed of the sentence draw").at_least(0).wide_integer().with_default(0)},
            {"mode", schema_node::choice_of({"float", "sequential"},
                                            "float: every site sees the fp32 model's inputs; sequential: block by "
                                            "block, each block sees the outputs of the blocks already quantized "
@@ -167,7 +168,8 @@ schema_node ptq_schema() {
                                                      "probe batch sizes (the probe text repeated)")
                                     .with_default(std::vector<int>{1, 8})
                                     .non_empty()},
-                {"threads", schema_node::list_of(schema_node::of(value_kind::integer).at_least(1), "intra-op threads")
+                {"threads", schema_node::list_of(schema_node::of(value_kind::integer).at_least(1).at_most(max_compute_threads),
+                                                 "intra-op threads (more than the machine's cores: a warning)")
                                 .with_default(std::vector<int>{1})
                                 .non_empty()},
                 {"probe_text", schema_node::of(value_kind::string, "fixed text timed at each batch size")
@@ -195,7 +197,7 @@ schema_node ptq_schema() {
                                              "results root, relative to the current folder (--out overrides)")
                                  .with_default("runs")},
                  })},
-      {"seed", schema_node::of(value_kind::integer, "seed for anything random").at_least(0).with_default(0)},
+      {"seed", schema_node::of(value_kind::integer, "seed for anything random").at_least(0).wide_integer().with_default(0)},
   });
   return schema_node::map_of(std::move(fields));
 }

@@ -14,6 +14,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "accuracy_stats.h"
 #include "calibration_data.h"
@@ -25,6 +26,7 @@
 #include "qexp/latency_stats.h"
 #include "qexp/quantized_checkpoint.h"
 #include "qexp/recipe.h"
+#include "qexp/text.h"
 #include "qexp/threads.h"
 #include "qexp/tokenizer.h"
 #include "qexp/version.h"
@@ -188,7 +190,7 @@ json accuracy_json(const at::Tensor& probs, const at::Tensor& baseline_probs, co
 
 // Each quantized Linear fed the fp32 model's own input to that layer, so the error is the
 // layer's alone, not what earlier layers passed down.
-json layer_error_json(const workload& w, candidate& c) {
+json layer_error_json(const workload& w, candidate& c, std::vector<std::string>* bad_layers) {
   const auto& s = w.config.layer_error;
   std::set<std::string> selected;
   for (const auto& site : c.quantized.sites)
@@ -217,13 +219,25 @@ json layer_error_json(const workload& w, candidate& c) {
     energy[site.site] = {ref.pow(2).sum().item<double>(), (ref - q).pow(2).sum().item<double>()};
   }
   std::vector<json> rows;
+  std::vector<std::string> non_finite;
   for (const auto& [name, e] : energy) {
+    if (!std::isfinite(e.first) || !std::isfinite(e.second)) {
+      // NaN or inf in the outputs: no SQNR to report (JSON null), and the layer is named.
+      rows.push_back({{"layer", name}, {"sqnr_db", nullptr}, {"nmse", nullptr}, {"finite", false}});
+      non_finite.push_back(name);
+      continue;
+    }
     const double nmse = e.first > 0 ? e.second / e.first : 0.0;
     // An exact layer has no noise: report a finite ceiling rather than inf, which JSON cannot hold.
     const double sqnr = e.second > 0 ? 10.0 * std::log10(e.first / e.second) : 300.0;
     rows.push_back({{"layer", name}, {"sqnr_db", sqnr}, {"nmse", nmse}});
   }
-  std::sort(rows.begin(), rows.end(), [](const json& a, const json& b) { return a["sqnr_db"] < b["sqnr_db"]; });
+  // Worst first; layers without a number before all others.
+  std::stable_sort(rows.begin(), rows.end(), [](const json& a, const json& b) {
+    if (a["sqnr_db"].is_null() != b["sqnr_db"].is_null()) return a["sqnr_db"].is_null();
+    return !a["sqnr_db"].is_null() && a["sqnr_db"].get<double>() < b["sqnr_db"].get<double>();
+  });
+  if (!non_finite.empty() && bad_layers) *bad_layers = std::move(non_finite);
   return rows;
 }
 
@@ -341,6 +355,11 @@ class ptq_run {
             {"environment", environment_json(config.source_file.parent_path())},
             {"results", json::array()}};
     spdlog::info("experiment '{}': results in {}", config.name, dir_.string());
+    const unsigned cores = std::thread::hardware_concurrency();
+    for (int threads : config.latency.threads)
+      if (cores > 0 && threads > static_cast<int>(cores))
+        spdlog::warn("measure.latency.threads {} is more than this machine's {} cores: the timings will be "
+                     "oversubscribed", threads, cores);
   }
 
   int run() {
@@ -368,8 +387,8 @@ class ptq_run {
         // Recorded with whatever was measured before the failure; the next quantizer still runs.
         ++failures;
         result["status"] = "failed";
-        result["error"] = e.what();
-        spdlog::error("{}: {}", entry.label, e.what());
+        result["error"] = error_message(e);
+        spdlog::error("{}: {}", entry.label, error_message(e));
       }
       record(result);
     }
@@ -389,6 +408,12 @@ class ptq_run {
     workload w{config_, wordpiece_tokenizer::from_model_folder(config_.model_path),
                distilbert_classifier::from_folder(config_.model_path),
                read_sentence_tsv(config_.data_path, static_cast<std::size_t>(config_.data_limit)), {}, {}, {}};
+    const auto classes = static_cast<std::int64_t>(w.fp32.config().id2label.size());
+    for (std::size_t i = 0; i < w.data.size(); ++i)
+      if (w.data.labels[i] >= classes)
+        throw input_error("dataset " + config_.data_path.string() + ":" + std::to_string(w.data.lines[i]) +
+                          ": label " + std::to_string(w.data.labels[i]) + " is not a class of the model (" +
+                          std::to_string(classes) + " classes: expected 0.." + std::to_string(classes - 1) + ")");
     std::size_t tokens = 0;
     for (const auto& s : w.data.sentences) {
       w.ids.push_back(w.tokenizer.encode_ids(s, config_.max_length));
@@ -470,15 +495,36 @@ class ptq_run {
     // (more than that oversubscribes a shared machine, where spinning OpenMP threads crawl).
     const int threads = compute_threads();
     set_compute_threads(*std::max_element(config_.latency.threads.begin(), config_.latency.threads.end()));
-    if (config_.accuracy.enabled) {
-      auto probs = predict_probabilities(c.model(), w, config_.accuracy.batch_size, c.entry->label + " accuracy");
-      auto probe = at::softmax(c.model().forward(at::tensor(w.probe_ids, at::kLong).unsqueeze(0)).to(at::kDouble), 1)[0];
-      if (is_baseline) base_probs = probs, base_probe = probe;
-      result["accuracy"] = accuracy_json(probs, base_probs, w, probe, base_probe);
+    // NaN or inf outputs fail the scheme (after the layer errors, which name the sites).
+    std::string not_finite;
+    try {
+      if (config_.accuracy.enabled) {
+        auto probs = predict_probabilities(c.model(), w, config_.accuracy.batch_size, c.entry->label + " accuracy");
+        if (const auto bad = (~at::isfinite(probs)).any(1).sum().item<std::int64_t>(); bad > 0) {
+          not_finite = "the model's outputs are not finite (NaN or inf) on " + std::to_string(bad) + " of " +
+                       std::to_string(probs.size(0)) + " sentences";
+        } else {
+          auto probe =
+              at::softmax(c.model().forward(at::tensor(w.probe_ids, at::kLong).unsqueeze(0)).to(at::kDouble), 1)[0];
+          if (is_baseline) base_probs = probs, base_probe = probe;
+          result["accuracy"] = accuracy_json(probs, base_probs, w, probe, base_probe);
+        }
+      }
+      if (config_.layer_error.enabled) {
+        std::vector<std::string> bad_layers;
+        result["layer_error"] = is_baseline ? json::array() : layer_error_json(w, c, &bad_layers);
+        if (!bad_layers.empty())
+          not_finite += (not_finite.empty() ? "" : "; ") + std::string("the outputs of ") +
+                        std::to_string(bad_layers.size()) + " quantized site(s) are not finite (NaN or inf), first " +
+                        bad_layers.front();
+      }
+    } catch (...) {
+      set_compute_threads(threads);
+      throw;
     }
-    if (config_.layer_error.enabled)
-      result["layer_error"] = is_baseline ? json::array() : layer_error_json(w, c);
     set_compute_threads(threads);
+    if (!not_finite.empty())
+      throw error("'" + c.entry->label + "': " + not_finite + "; expected finite outputs (are the weights finite?)");
     if (config_.latency.enabled) {
       auto latency = measure_latency(w, is_baseline ? c.model() : baseline->model(), is_baseline ? nullptr : &c.model());
       result["latency"] = is_baseline ? latency.baseline : latency.candidate;
@@ -493,11 +539,16 @@ class ptq_run {
   void write_results() {
     doc_["experiment"]["finished_at"] = utc_stamp("%Y-%m-%dT%H:%M:%SZ");
     doc_["experiment"]["wall_seconds"] = elapsed_seconds();
-    write_text_atomically(dir_ / "results.json", doc_.dump(2) + "\n");
+    // Text that is not UTF-8 (a plugin's strings, a path) is written as U+FFFD rather than lost
+    // with the whole file; config strings were already checked to be UTF-8.
+    write_text_atomically(dir_ / "results.json",
+                          doc_.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
     try {
       rebuild_report(dir_);
     } catch (const std::exception& e) {
-      spdlog::warn("report not rebuilt ({}); results.json is complete", e.what());
+      const bool complete = doc_["experiment"]["complete"].get<bool>();
+      spdlog::warn("report not rebuilt ({}); results.json is written{}", error_message(e),
+                   complete ? " and complete" : " (the run is not finished: complete is false)");
     }
   }
 

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
 
 namespace qexp {
 
@@ -281,17 +282,11 @@ using detail::with_thousands;
 // Loading
 
 nlohmann::json load_results(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    throw input_error(file.string() + ": cannot read the results file (" +
-                      (std::filesystem::exists(file) ? std::string(std::strerror(errno)) : "no such file") + ")");
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
+  const std::string text = read_regular_file(file, "results file");
   json doc;
   try {
-    doc = json::parse(text.str());
-  } catch (const json::parse_error& e) {
+    doc = json::parse(text);
+  } catch (const json::exception& e) {
     // nlohmann's message already carries the line, column and the token it did not expect.
     std::string what = e.what();
     auto colon = what.find("] ");

@@ -14,6 +14,7 @@
 #include "experiment.h"
 #include "qexp/config_schema.h"
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
 #include "qexp/suggest.h"
 #include "results_report.h"
 
@@ -282,9 +283,9 @@ sweep_plan load_sweep_manifest(const fs::path& dir) {
   const fs::path file = dir / "sweep.json";
   json manifest;
   try {
-    std::ifstream in(file);
-    if (!in) throw input_error(file.string() + ": cannot read the sweep manifest (is this a sweep folder?)");
-    manifest = json::parse(in);
+    if (const auto problem = regular_file_problem(file); !problem.empty())
+      throw input_error(file.string() + ": " + problem + " (is this a sweep folder?)");
+    manifest = json::parse(read_regular_file(file, "sweep manifest"));
     sweep_plan plan;
     plan.name = manifest.at("sweep").get<std::string>();
     plan.config_file = manifest.value("config_file", "");
@@ -341,6 +342,7 @@ std::string last_line(const fs::path& log) {
 
 // results.json of a run that finished with every result measured.
 bool complete_and_ok(const fs::path& results_file) {
+  if (!regular_file_problem(results_file).empty()) return false;
   std::ifstream in(results_file);
   if (!in) return false;
   const json doc = json::parse(in, nullptr, false);

@@ -2,6 +2,8 @@
 
 #include "experiment.h"
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
+#include "qexp/threads.h"
 
 namespace qexp {
 
@@ -86,9 +88,11 @@ schema_node train_schema() {
       {"threads", schema_node::of(value_kind::integer,
                                   "intra-op threads; the weights are bit-identical for the same seed and threads")
                       .at_least(1)
+                      .at_most(max_compute_threads)
                       .with_default(2)},
       {"seed", schema_node::of(value_kind::integer, "seed of the initialisation, dropout and shuffling")
                    .at_least(0)
+                   .wide_integer()
                    .with_default(0)},
       {"output", schema_node::map_of({
                      {"dir", schema_node::of(value_kind::string,
@@ -121,9 +125,9 @@ train_config train_config_from(const YAML::Node& r, const config_source& source)
     if (p.is_relative() && !from_command_line && !source.file.empty())
       p = std::filesystem::absolute(source.file, ec).parent_path() / p;
     c.vocab.file = p.lexically_normal();
-    if (!std::filesystem::is_regular_file(c.vocab.file, ec))
-      throw config_error(location_of(source, "vocab.file") + ": vocabulary file " + c.vocab.file.string() +
-                         " does not exist");
+    if (const auto problem = regular_file_problem(c.vocab.file); !problem.empty())
+      throw config_error(location_of(source, "vocab.file") + ": vocabulary file " + c.vocab.file.string() + ": " +
+                         problem);
   }
   c.vocab.size = v["size"].as<std::int64_t>();
   c.vocab.min_frequency = v["min_frequency"].as<std::int64_t>();

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -23,6 +24,68 @@ TEST(cli, a_usage_error_exits_2) {
   EXPECT_EQ(run_qexp("").exit_code, 2);
   EXPECT_EQ(run_qexp("run").exit_code, 2);
   EXPECT_EQ(run_qexp("frobnicate").exit_code, 2);
+}
+
+TEST(cli, an_unknown_subcommand_is_named) {
+  auto r = run_qexp("--log-level warn frobnicate --x");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_EQ(r.output, "qexp: unknown subcommand 'frobnicate'; run `qexp --help` for the list\n");
+  r = run_qexp("valdate x.yaml");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown subcommand 'valdate'; did you mean 'validate'?"), std::string::npos) << r.output;
+}
+
+TEST(cli, errors_and_logs_go_to_stderr_and_stdout_holds_only_output) {
+  auto r = qexp::test::run_command("( '" + qexp::test::qexp_bin().string() + "' validate /no/such.yaml 2>/dev/null )");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.output, "");
+  r = qexp::test::run_command("( '" + qexp::test::qexp_bin().string() + "' validate /no/such.yaml >/dev/null )");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.output.find("[error] config file /no/such.yaml: no such file"), std::string::npos) << r.output;
+}
+
+TEST(cli, a_failed_write_to_stdout_exits_non_zero_with_one_line) {
+  const auto golden = qexp::test::shared_dir() / "golden/distilbert-tiny-random";
+  for (const std::string& command : {"predict --model '" + golden.string() + "'", "tokenize --model '" + golden.string() + "'",
+                                    "validate " + shipped("ptq_int8.yaml")}) {
+    auto r = qexp::test::run_command("( echo 'a fine film' | '" + qexp::test::qexp_bin().string() + "' " + command +
+                                     " >/dev/full )");
+    EXPECT_EQ(r.exit_code, 1) << command << ": " << r.output;
+    EXPECT_NE(r.output.find("cannot write to standard output (No space left on device)"), std::string::npos)
+        << command << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << command << ": " << r.output;
+  }
+}
+
+TEST(cli, init_model_refuses_a_negative_seed) {
+  qexp::test::temp_dir dir;
+  auto r = run_qexp("init-model --preset distilbert-tiny --seed -1 --out '" + (dir.path() / "m").string() + "'");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--seed"), std::string::npos) << r.output;
+}
+
+TEST(cli, predict_refuses_a_model_whose_logits_are_not_finite) {
+  const auto golden = qexp::test::shared_dir() / "golden/distilbert-tiny-random";
+  auto r = qexp::test::run_command("echo 'a fine film' | '" + qexp::test::qexp_bin().string() + "' --plugin-path " +
+                                   QEXP_PROBE_PLUGIN_DIR + " predict --json --model '" + golden.string() +
+                                   "' --quantizer calibration-probe --set fail=nan --set calibrate=false");
+  EXPECT_EQ(r.exit_code, 4) << r.output;
+  EXPECT_NE(r.output.find("quantized by calibration-probe: logits of input line 1 are not finite"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("null"), std::string::npos) << r.output;
+}
+
+TEST(cli, a_latin1_description_is_refused_before_anything_runs) {
+  qexp::test::temp_dir dir;
+  qexp::test::write_file(dir.path() / "c.yaml",
+                         "name: latin1\ndescription: caf\xe9\nmodel: { path: " +
+                             (qexp::test::shared_dir() / "golden/distilbert-tiny-random").string() +
+                             " }\nquantizers: [ { plugin: fp32 } ]\n");
+  for (const char* command : {"validate", "run --dry-run"}) {
+    auto r = run_qexp(std::string(command) + " '" + (dir.path() / "c.yaml").string() + "'");
+    EXPECT_EQ(r.exit_code, 3) << command << ": " << r.output;
+    EXPECT_NE(r.output.find("(key 'description') is 0xE9, not UTF-8"), std::string::npos) << r.output;
+  }
 }
 
 TEST(cli, validate_accepts_the_main_config) {

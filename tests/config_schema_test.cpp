@@ -3,6 +3,7 @@
 #include "qexp/config_schema.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "experiment.h"
 #include "ptq_config.h"
@@ -218,4 +219,95 @@ TEST(suggest, close_words_are_suggested_and_far_ones_are_not) {
   EXPECT_EQ(qexp::closest_match("quantizer", {"quantizers", "model"}), "quantizers");
   EXPECT_EQ(qexp::closest_match("mdoel", {"quantizers", "model"}), "model");
   EXPECT_EQ(qexp::closest_match("zzz", {"quantizers", "model"}), "");
+}
+
+// Issue 17: what yaml-cpp lets through must not reach a run.
+TEST(config_schema, text_that_is_not_utf8_is_refused_with_line_column_key_and_byte) {
+  EXPECT_EQ(load_error(minimal_config() + "description: caf\xe9 au lait\n"),
+            "x.yaml:5:14: byte 3 of the value (key 'description') is 0xE9, not UTF-8; expected UTF-8 text (save the "
+            "file as UTF-8)");
+  EXPECT_EQ(load_error(minimal_config() + "baseline: { label: \"b\xff\" }\n"),
+            "x.yaml:5:20: byte 1 of the value (key 'baseline.label') is 0xFF, not UTF-8; expected UTF-8 text (save "
+            "the file as UTF-8)");
+  EXPECT_EQ(load_error(minimal_config(), {"description=caf\xe9"}),
+            "--set description=caf\xe9: byte 3 of the value (key 'description') is 0xE9, not UTF-8; expected UTF-8 "
+            "text (save the file as UTF-8)");
+}
+
+TEST(config_schema, a_nul_byte_in_a_value_is_refused) {
+  EXPECT_EQ(load_error(minimal_config() + "description: \"a\\0b\"\n"),
+            "x.yaml:5:14: NUL byte at byte 1 of the value (key 'description'); expected text without NUL");
+}
+
+TEST(config_schema, a_duplicate_key_names_both_lines) {
+  EXPECT_EQ(load_error(minimal_config() + "quantizers:\n  - { plugin: dynamic-int8 }\n"),
+            "x.yaml:5:1: duplicate key 'quantizers' (first at line 3); give each key once");
+  EXPECT_EQ(load_error(minimal_config() + "measure: { latency: { warmup: 1, warmup: 2 } }\n"),
+            "x.yaml:5:34: duplicate key 'measure.latency.warmup' (first at line 5); give each key once");
+}
+
+TEST(config_schema, a_complex_key_is_a_config_error) {
+  EXPECT_EQ(load_error(minimal_config() + "? [a, b]\n: 1\n"),
+            "x.yaml:5:3: a key is a list; expected a plain name");
+  EXPECT_EQ(load_error(minimal_config() + "measure: { ? { a: 1 } : 2 }\n"),
+            "x.yaml:5:14: a key in 'measure' is a map; expected a plain name");
+}
+
+TEST(config_schema, the_name_cannot_leave_the_results_folder) {
+  for (const std::string name : {"../../x", "/tmp/x", "a/b", "..", "."}) {
+    std::string yaml = minimal_config();
+    yaml.replace(0, 8, "name: \"" + name + "\"\n");
+    EXPECT_EQ(load_error(yaml), "expected a plain name usable as one folder name (no '/', not empty, '.' or '..') at "
+                                "x.yaml:1:7 (key 'name'), got '" + name + "'")
+        << name;
+  }
+  EXPECT_NE(load_error(minimal_config(), {"name=../x"}).find("--set name=../x (key 'name')"), std::string::npos);
+}
+
+TEST(config_schema, integers_beyond_32_bits_are_refused_except_seeds) {
+  EXPECT_EQ(load_error(minimal_config() + "measure: { latency: { iterations: 3000000000 } }\n"),
+            "expected an integer >= 1 (a 32-bit integer: at most 2147483647) at x.yaml:5:35 (key "
+            "'measure.latency.iterations'), got '3000000000'");
+  EXPECT_EQ(load_error(minimal_config() + "data: { limit: 99999999999999999999 }\n"),
+            "expected an integer >= 0 at x.yaml:5:16 (key 'data.limit'), got '99999999999999999999'");
+  EXPECT_EQ(load_error(minimal_config() + "seed: 3000000000\n"), "");
+}
+
+TEST(config_schema, threads_have_a_sane_cap) {
+  EXPECT_EQ(load_error(minimal_config() + "measure: { latency: { threads: [1, 10000] } }\n"),
+            "expected an integer in [1, 256] at x.yaml:5:36 (key 'measure.latency.threads.1'), got '10000'");
+}
+
+TEST(config_schema, absurd_set_paths_are_config_errors_naming_the_override) {
+  EXPECT_EQ(load_error(minimal_config(), {"name.=x"}), "--set name.=x: empty key in 'name.'");
+  EXPECT_EQ(load_error(minimal_config(), {"quantizers.99999999999999999999.plugin=x"}),
+            "--set quantizers.99999999999999999999.plugin=x: index 99999999999999999999 is past the end of a list of 1");
+  EXPECT_EQ(load_error(minimal_config(), {"measure={[a]: 1}"}),
+            "--set measure={[a]: 1}: a key in 'measure' is a list; expected a plain name");
+}
+
+TEST(config_schema, a_config_that_is_a_folder_or_a_fifo_says_so_without_blocking) {
+  temp_dir dir;
+  fs::create_directories(dir.path() / "folder.yaml");
+  try {
+    qexp::load_experiment(dir.path() / "folder.yaml", {});
+    ADD_FAILURE() << "no error";
+  } catch (const config_error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "config file " + (dir.path() / "folder.yaml").string() + ": is a directory, expected a regular file");
+  }
+  const fs::path fifo = dir.path() / "fifo.yaml";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  try {
+    qexp::load_experiment(fifo, {});
+    ADD_FAILURE() << "no error";
+  } catch (const config_error& e) {
+    EXPECT_EQ(std::string(e.what()), "config file " + fifo.string() + ": is a FIFO, expected a regular file");
+  }
+}
+
+TEST(config_schema, a_raw_nul_byte_in_the_file_is_refused_not_taken_as_its_end) {
+  EXPECT_EQ(load_error(minimal_config() + std::string("description: a\0b\n", 17)),
+            "x.yaml:5:15: NUL byte at byte offset " + std::to_string(minimal_config().size() + 14) +
+                "; expected YAML text");
 }

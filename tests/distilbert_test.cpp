@@ -334,6 +334,32 @@ TEST(distilbert, config_wrong_type) {
                   "key 'id2label'");
 }
 
+TEST(distilbert, config_numbers_out_of_range_name_the_file_and_key) {
+  // 1e400 does not fit a double: nlohmann throws out_of_range, not parse_error.
+  temp_dir dir;
+  const fs::path path = dir.path() / "config.json";
+  std::string text = qexp::test::read_file(golden_dir() / "config.json");
+  const auto at = text.find("\"dim\": 32");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, 10, "\"dim\": 1e400");
+  qexp::test::write_file(path, text);
+  try {
+    qexp::distilbert_config::from_json_file(path);
+    ADD_FAILURE() << "no error";
+  } catch (const qexp::checkpoint_error& e) {
+    EXPECT_CONTAINS(e.what(), path.string() + ": ");
+    EXPECT_CONTAINS(e.what(), "1e400");
+  }
+  // A sinusoidal table of 2^50 rows is refused by the config check, before any allocation.
+  EXPECT_CONTAINS(config_error_for([](nlohmann::json& j) {
+                    j["sinusoidal_pos_embds"] = true;
+                    j["max_position_embeddings"] = std::int64_t{1} << 50;
+                  }),
+                  "key 'max_position_embeddings': expected an integer in [1, 65536], found 1125899906842624");
+  EXPECT_CONTAINS(config_error_for([](nlohmann::json& j) { j["vocab_size"] = 18446744073709551615ull; }),
+                  "key 'vocab_size': expected an integer in [1, 16777216]");
+}
+
 TEST(distilbert, config_round_trips_through_json) {
   auto c = qexp::distilbert_config::from_json_file(golden_dir() / "config.json");
   EXPECT_EQ(c.dim, 32);

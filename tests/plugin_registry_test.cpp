@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "qexp/errors.h"
 #include "qexp/float_linear.h"
@@ -180,4 +181,38 @@ TEST(plugin_registry, the_fp32_baseline_defaults_to_the_models_own_float_linear)
   auto registry = plugin_registry::discover();
   EXPECT_STREQ(registry.find("fp32").info->options[0].default_value,
                qexp::to_string(qexp::default_float_backend()));
+}
+
+// Issue 17: a library cut short would be mapped past its end by dlopen (SIGBUS); a FIFO would
+// block the ELF check forever.
+TEST(plugin_registry, a_truncated_library_on_the_path_is_skipped_with_a_warning) {
+  qexp::test::temp_dir dir;
+  const auto fp32 = plugin_registry::discover().find("fp32").file;
+  const std::string bytes = qexp::test::read_file(fp32);
+  for (const std::size_t keep : {std::size_t{10}, std::size_t{100}, bytes.size() / 2, bytes.size() - 1})
+    qexp::test::write_file(dir.path() / ("libqexp-cut-" + std::to_string(keep) + ".so"), bytes.substr(0, keep));
+  auto result = qexp::test::run_qexp("--plugin-path '" + dir.path().string() + "' plugins");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("fp32"), std::string::npos) << result.output;
+  for (const std::size_t keep : {std::size_t{100}, bytes.size() / 2, bytes.size() - 1})
+    EXPECT_NE(result.output.find("libqexp-cut-" + std::to_string(keep) + ".so: skipped: truncated shared library"),
+              std::string::npos)
+        << keep << ": " << result.output;
+  // Loaded by name, it is an error naming it.
+  try {
+    plugin_registry registry;
+    registry.load(dir.path() / ("libqexp-cut-" + std::to_string(bytes.size() / 2) + ".so"));
+    ADD_FAILURE() << "no error";
+  } catch (const plugin_error& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated shared library"), std::string::npos) << e.what();
+  }
+}
+
+TEST(plugin_registry, a_fifo_on_the_path_is_an_error_not_a_hang) {
+  qexp::test::temp_dir dir;
+  ASSERT_EQ(mkfifo((dir.path() / "libqexp-fifo.so").c_str(), 0600), 0);
+  auto result = qexp::test::run_qexp("--plugin-path '" + dir.path().string() + "' plugins");
+  EXPECT_EQ(result.exit_code, 5) << result.output;
+  EXPECT_NE(result.output.find("libqexp-fifo.so: is a FIFO, expected a regular file"), std::string::npos)
+      << result.output;
 }

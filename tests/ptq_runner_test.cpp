@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
+
 #include "qexp/dataset.h"
 #include "qexp/distilbert.h"
 #include "qexp/tokenizer.h"
@@ -179,4 +181,75 @@ TEST(ptq_runner, per_layer_error_covers_the_quantized_layers_worst_first) {
     EXPECT_LE(layers[i - 1]["sqnr_db"].get<double>(), layers[i]["sqnr_db"].get<double>());
   for (const auto& l : layers) EXPECT_NE(l["layer"], "classifier");
   EXPECT_TRUE(result("fp32")["layer_error"].empty());
+}
+
+namespace {
+
+finished_run run_config(const qexp::test::temp_dir& dir, const std::string& yaml,
+                        const std::function<void(const fs::path& out)>& prepare = {}) {
+  const fs::path config = dir.path() / "exp.yaml";
+  qexp::test::write_file(config, yaml);
+  const fs::path out = dir.path() / "results";
+  if (prepare) prepare(out);
+  auto r = qexp::test::run_qexp(std::string("--plugin-path ") + QEXP_PROBE_PLUGIN_DIR + " run '" + config.string() +
+                                "' --results-dir '" + out.string() + "'");
+  json results;
+  if (fs::exists(out / "results.json")) results = json::parse(qexp::test::read_file(out / "results.json"));
+  return finished_run{r.exit_code, r.output, results, out};
+}
+
+std::string model_line() {
+  return "model: { path: " + (qexp::test::shared_dir() / "golden/distilbert-tiny-random").string() + " }\n";
+}
+
+}  // namespace
+
+// Issue 17: NaN outputs are a failure (not "ok" with 300 dB), a libtorch error is one line, and a
+// report that cannot be rebuilt does not claim the run is complete.
+TEST(ptq_runner, non_finite_outputs_and_libtorch_errors_fail_their_row_in_one_line) {
+  qexp::test::temp_dir dir;
+  const auto run = run_config(dir,
+                              "name: nan_test\n" + model_line() +
+                                  "data: { path: sst2/dev.tsv, limit: 8 }\n"
+                                  "quantizers:\n"
+                                  "  - { plugin: calibration-probe, label: nan, options: { fail: nan, calibrate: false } }\n"
+                                  "  - { plugin: calibration-probe, label: torch, options: { fail: torch-error, calibrate: false } }\n"
+                                  "  - { plugin: dynamic-int8 }\n"
+                                  "measure:\n"
+                                  "  latency: { enabled: false }\n"
+                                  "  layer_error: { batches: 1, batch_size: 4 }\n",
+                              [](const fs::path& out) { fs::create_directories(out / "report.html"); });
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  ASSERT_TRUE(run.results.is_object()) << run.output;
+  const auto& all = run.results["results"];
+  ASSERT_EQ(all.size(), 4u) << run.output;
+  EXPECT_EQ(all[1]["status"], "failed");
+  const std::string nan_error = all[1]["error"].get<std::string>();
+  EXPECT_NE(nan_error.find("'nan': the model's outputs are not finite (NaN or inf) on 8 of 8 sentences"), std::string::npos)
+      << nan_error;
+  EXPECT_NE(nan_error.find("quantized site(s) are not finite"), std::string::npos) << nan_error;
+  ASSERT_TRUE(all[1]["layer_error"].is_array());
+  for (const auto& layer : all[1]["layer_error"]) EXPECT_TRUE(layer["sqnr_db"].is_null()) << layer.dump();
+  EXPECT_EQ(all[2]["status"], "failed");
+  const std::string torch_error = all[2]["error"].get<std::string>();
+  EXPECT_EQ(torch_error.find('\n'), std::string::npos) << torch_error;
+  EXPECT_EQ(torch_error.find("frame #"), std::string::npos) << torch_error;
+  EXPECT_NE(torch_error.find("cannot be multiplied"), std::string::npos) << torch_error;
+  EXPECT_EQ(all[3]["status"], "ok");
+  EXPECT_EQ(run.output.find("frame #"), std::string::npos) << run.output;
+  // report.html is a folder here, so every report rebuild fails: the warnings say how far the run got.
+  EXPECT_EQ(run.output.find("results.json is complete"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("results.json is written (the run is not finished: complete is false)"), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("results.json is written and complete"), std::string::npos) << run.output;
+}
+
+TEST(ptq_runner, a_label_outside_the_models_classes_names_the_dataset_line) {
+  qexp::test::temp_dir dir;
+  qexp::test::write_file(dir.path() / "d.tsv", "sentence\tlabel\na fine film\t1\n\na dull film\t7\n");
+  const auto run = run_config(dir, "name: label_test\n" + model_line() + "data: { path: " + (dir.path() / "d.tsv").string() +
+                                       " }\nquantizers: [ { plugin: fp32 } ]\n");
+  EXPECT_EQ(run.exit_code, 4) << run.output;
+  EXPECT_NE(run.output.find("d.tsv:4: label 7 is not a class of the model (2 classes: expected 0..1)"), std::string::npos)
+      << run.output;
 }

@@ -2,6 +2,7 @@
 // HTML report (escaping, balanced SVG, one marker per result), atomic writes, `qexp report`, and
 // the report rendered by a real browser (headless Chromium).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -341,6 +342,26 @@ TEST(results_files, load_results_names_the_file_and_the_json_problem) {
   }
   EXPECT_THROW(qexp::load_results(dir.path() / "missing.json"), qexp::input_error);
   EXPECT_THROW(qexp::find_results_files(dir.path() / "nowhere"), qexp::input_error);
+}
+
+TEST(results_files, load_results_refuses_a_fifo_and_numbers_beyond_double) {
+  qexp::test::temp_dir dir;
+  const auto fifo = dir.path() / "results.json";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  try {
+    qexp::load_results(fifo);
+    FAIL() << "a FIFO was read";
+  } catch (const qexp::input_error& e) {
+    EXPECT_EQ(std::string(e.what()), "results file " + fifo.string() + ": is a FIFO, expected a regular file");
+  }
+  const auto huge = dir.path() / "huge.json";
+  qexp::test::write_file(huge, "{\"schema\": \"qexp.results/1\", \"results\": [1e400]}");
+  try {
+    qexp::load_results(huge);
+    FAIL() << "1e400 accepted";
+  } catch (const qexp::input_error& e) {
+    EXPECT_NE(std::string(e.what()).find(huge.string() + ": not valid JSON: "), std::string::npos) << e.what();
+  }
 }
 
 TEST(results_files, writes_atomically_and_rebuilds_a_results_folder) {

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdint>
 #include <iostream>
@@ -193,6 +194,30 @@ TEST(safetensors, header_that_is_not_json) {
   EXPECT_CONTAINS(message, "not valid JSON");
   EXPECT_CONTAINS(message, "byte offset");
   EXPECT_CONTAINS(open_error(dir, raw_file("[1, 2, 3]", 0)), "expected an object");
+}
+
+TEST(safetensors, a_header_followed_by_nul_and_garbage_names_the_byte) {
+  temp_dir dir;
+  const std::string header = "{\"__metadata__\": {}}";
+  const auto message = open_error(dir, raw_file(header + std::string(3, '\0') + "garbage", 0));
+  EXPECT_CONTAINS(message, "NUL byte at byte offset " + std::to_string(8 + header.size()));
+  // Trailing spaces are the padding the format allows.
+  const fs::path padded = dir.path() / "padded.safetensors";
+  qexp::test::write_file(padded, raw_file(header + "    ", 0));
+  EXPECT_NO_THROW(qexp::safetensors_file::open(padded));
+}
+
+TEST(safetensors, a_fifo_or_a_folder_is_refused_without_blocking) {
+  temp_dir dir;
+  const fs::path fifo = dir.path() / "fifo.safetensors";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  try {
+    qexp::safetensors_file::open(fifo);
+    ADD_FAILURE() << "no error";
+  } catch (const qexp::checkpoint_error& e) {
+    EXPECT_EQ(std::string(e.what()), fifo.string() + ": is a FIFO, expected a regular file");
+  }
+  EXPECT_THROW(qexp::safetensors_file::open(dir.path()), qexp::checkpoint_error);
 }
 
 TEST(safetensors, header_lying_about_sizes) {

@@ -4,6 +4,7 @@
 #include "qexp/tokenizer.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
@@ -368,6 +369,19 @@ TEST(tokenizer_model_folder, folder_without_vocab_names_the_folder) {
   const auto message = error_of([&] { wordpiece_tokenizer::from_model_folder(dir.path()); });
   EXPECT_NE(message.find(dir.path().string()), std::string::npos) << message;
   EXPECT_NE(message.find("vocab.txt"), std::string::npos) << message;
+}
+
+TEST(tokenizer_model_folder, a_vocab_that_is_a_folder_or_a_fifo_is_named_for_what_it_is) {
+  qexp::test::temp_dir dir;
+  fs::create_directories(dir.path() / "vocab.txt");
+  EXPECT_EQ(error_of([&] { wordpiece_tokenizer::from_model_folder(dir.path()); }),
+            "model folder " + dir.path().string() + ": vocab.txt is a directory, expected a regular file");
+  fs::remove(dir.path() / "vocab.txt");
+  ASSERT_EQ(mkfifo((dir.path() / "vocab.txt").c_str(), 0600), 0);
+  EXPECT_EQ(error_of([&] { wordpiece_tokenizer::from_model_folder(dir.path()); }),
+            "model folder " + dir.path().string() + ": vocab.txt is a FIFO, expected a regular file");
+  EXPECT_EQ(error_of([&] { wordpiece_tokenizer::from_vocab_file(dir.path() / "vocab.txt"); }),
+            "vocabulary " + (dir.path() / "vocab.txt").string() + ": is a FIFO, expected a regular file");
 }
 
 // --- The CLI -----------------------------------------------------------------------------------

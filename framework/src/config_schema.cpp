@@ -1,11 +1,16 @@
 #include "qexp/config_schema.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <sstream>
 
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
 #include "qexp/suggest.h"
 #include "qexp/text.h"
 
@@ -67,6 +72,14 @@ schema_node& schema_node::non_empty() {
   min_items = 1;
   return *this;
 }
+schema_node& schema_node::as_folder_name() {
+  folder_name = true;
+  return *this;
+}
+schema_node& schema_node::wide_integer() {
+  wide = true;
+  return *this;
+}
 
 const schema_node* schema_node::field(const std::string& name) const {
   for (const auto& [key, node] : fields)
@@ -93,17 +106,86 @@ std::vector<fs::path> default_data_search_path(const fs::path& config_file) {
   return out;
 }
 
+namespace {
+
+std::string hex_byte(unsigned char b) {
+  static const char* digits = "0123456789ABCDEF";
+  return std::string("0x") + digits[b >> 4] + digits[b & 15];
+}
+
+std::string node_kind(const YAML::Node& n) {
+  return n.IsMap() ? "a map" : n.IsSequence() ? "a list" : n.IsNull() ? "nothing" : "a scalar";
+}
+
+// What yaml-cpp lets through and the schema must not see: keys that are maps or lists, a key given
+// twice in one map (yaml-cpp would keep the first and drop the second silently), and text that is
+// not UTF-8 or holds a NUL byte (it ends in results.json and file names). `at(node)` says where a
+// node is: "file:line:column" or "--set k=v".
+template <typename Where>
+void check_yaml_node(const YAML::Node& n, const std::string& key, const Where& at) {
+  auto key_text = [&key] { return key.empty() ? std::string() : " (key '" + key + "')"; };
+  if (n.IsScalar()) {
+    const std::string& text = n.Scalar();
+    const auto nul = text.find('\0');
+    if (nul != std::string::npos)
+      throw config_error(at(n) + ": NUL byte at byte " + std::to_string(nul) + " of the value" + key_text() +
+                         "; expected text without NUL");
+    const auto bad = invalid_utf8_offset(text);
+    if (bad != std::string::npos)
+      throw config_error(at(n) + ": byte " + std::to_string(bad) + " of the value" + key_text() + " is " +
+                         hex_byte(static_cast<unsigned char>(text[bad])) +
+                         ", not UTF-8; expected UTF-8 text (save the file as UTF-8)");
+  } else if (n.IsSequence()) {
+    for (std::size_t i = 0; i < n.size(); ++i)
+      check_yaml_node(n[i], key.empty() ? std::to_string(i) : key + "." + std::to_string(i), at);
+  } else if (n.IsMap()) {
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& entry : n) {
+      if (!entry.first.IsScalar())
+        throw config_error(at(entry.first) + ": a key" + (key.empty() ? "" : " in '" + key + "'") + " is " +
+                           node_kind(entry.first) + "; expected a plain name");
+      check_yaml_node(entry.first, key, at);
+      const std::string name = entry.first.Scalar();
+      const std::string child = key.empty() ? name : key + "." + name;
+      const auto [first, inserted] = seen.emplace(name, entry.first.Mark());
+      if (!inserted)
+        throw config_error(at(entry.first) + ": duplicate key '" + child + "' (first at line " +
+                           std::to_string(first->second.line + 1) + "); give each key once");
+      check_yaml_node(entry.second, child, at);
+    }
+  }
+}
+
+}  // namespace
+
 YAML::Node load_yaml_file(const fs::path& file) {
-  std::error_code ec;
-  if (!fs::exists(file, ec)) throw config_error("config file " + file.string() + ": no such file");
+  std::string text;
   try {
-    return YAML::LoadFile(file.string());
+    text = read_regular_file(file, "config file");
+  } catch (const input_error& e) {
+    throw config_error(e.what());  // the config is not an input file: exit 3
+  }
+  // yaml-cpp stops reading at a NUL byte as if the file ended there: the rest would be ignored.
+  if (const auto nul = text.find('\0'); nul != std::string::npos) {
+    const auto line_start = text.rfind('\n', nul);
+    const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nul), '\n');
+    const auto column = nul - (line_start == std::string::npos ? 0 : line_start + 1) + 1;
+    throw config_error(file.string() + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                       ": NUL byte at byte offset " + std::to_string(nul) + "; expected YAML text");
+  }
+  YAML::Node document;
+  try {
+    document = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw config_error(file.string() + ":" + std::to_string(e.mark.line + 1) + ":" +
                        std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
-  } catch (const std::exception& e) {
-    throw config_error("config file " + file.string() + ": cannot be read: " + e.what());
   }
+  check_yaml_node(document, "", [&file](const YAML::Node& n) {
+    const YAML::Mark mark = n.Mark();
+    return mark.is_null() ? file.string()
+                          : file.string() + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+  });
+  return document;
 }
 
 namespace {
@@ -129,11 +211,20 @@ bool is_index(const std::string& part) {
   return !part.empty() && part.find_first_not_of("0123456789") == std::string::npos;
 }
 
+// List index `part` (all digits); SIZE_MAX when it is too large for any list.
+std::size_t index_of(const std::string& part) {
+  errno = 0;
+  const unsigned long long v = std::strtoull(part.c_str(), nullptr, 10);
+  return errno == ERANGE || v > SIZE_MAX ? SIZE_MAX : static_cast<std::size_t>(v);
+}
+
+// "a.b.0" -> a, b, 0; empty parts are kept ("a." -> a, "") so that they can be refused.
 std::vector<std::string> split_key_path(const std::string& key) {
   std::vector<std::string> parts;
-  std::stringstream s(key);
-  std::string part;
-  while (std::getline(s, part, '.')) parts.push_back(part);
+  std::size_t start = 0;
+  for (std::size_t dot; (dot = key.find('.', start)) != std::string::npos; start = dot + 1)
+    parts.push_back(key.substr(start, dot - start));
+  parts.push_back(key.substr(start));
   return parts;
 }
 
@@ -248,6 +339,9 @@ class resolver {
     const std::string text = in.as<std::string>();
     switch (s.kind) {
       case value_kind::string:
+        if (s.folder_name && (text.empty() || text == "." || text == ".." || text.find('/') != std::string::npos))
+          fail("expected a plain name usable as one folder name (no '/', not empty, '.' or '..')", key, in,
+               ", got '" + text + "'");
         return YAML::Node(text);
       case value_kind::boolean:
         if (text == "true" || text == "false") return YAML::Node(text == "true");
@@ -257,6 +351,9 @@ class resolver {
         char* end = nullptr;
         const long long v = std::strtoll(text.c_str(), &end, 10);
         if (text.empty() || *end != '\0' || errno == ERANGE) fail("expected " + expected(s), key, in, ", got '" + text + "'");
+        if (!s.wide && (v < INT_MIN || v > INT_MAX))
+          fail("expected " + expected(s) + " (a 32-bit integer: at most " + std::to_string(INT_MAX) + ")", key, in,
+               ", got '" + text + "'");
         check_range(static_cast<double>(v), s, key, in, text);
         return YAML::Node(v);
       }
@@ -356,6 +453,7 @@ void apply_overrides(YAML::Node& document, const std::vector<std::string>& assig
     } catch (const YAML::Exception& e) {
       throw config_error("--set " + assignment + ": value is not valid YAML: " + e.msg);
     }
+    check_yaml_node(value, key, [&assignment](const YAML::Node&) { return "--set " + assignment; });
     const auto parts = split_key_path(key);
     if (!document || document.IsNull()) document.reset(YAML::Node(YAML::NodeType::Map));
     // Walk with reset(): assigning one yaml-cpp handle to another copies values into the document.
@@ -368,7 +466,7 @@ void apply_overrides(YAML::Node& document, const std::vector<std::string>& assig
       if (node.IsSequence()) {
         if (!is_index(part))
           throw config_error("--set " + assignment + ": '" + part + "' must be a list index here");
-        const std::size_t index = std::stoul(part);
+        const std::size_t index = index_of(part);
         if (index > node.size())
           throw config_error("--set " + assignment + ": index " + part + " is past the end of a list of " +
                              std::to_string(node.size()));
@@ -406,7 +504,7 @@ std::string location_of(const config_source& source, const std::string& key_path
   for (const auto& part : split_key_path(key_path)) {
     if (!node) break;
     YAML::Node next;
-    if (node.IsSequence() && is_index(part) && std::stoul(part) < node.size()) next = node[std::stoul(part)];
+    if (node.IsSequence() && is_index(part) && index_of(part) < node.size()) next = node[index_of(part)];
     else if (node.IsMap() && node[part]) next = node[part];
     if (!next) break;
     node.reset(next);

@@ -33,24 +33,6 @@ std::string sci(double v) {
   return text;
 }
 
-// Messages from plugins and libtorch can span lines; a check's detail is one.
-std::string one_line(const std::string& text) {
-  std::string out;
-  bool space = false;
-  for (char ch : text) {
-    if (ch == '\n' || ch == '\r' || ch == '\t' || ch == ' ') {
-      space = !out.empty();
-      continue;
-    }
-    if (space) out += ' ';
-    space = false;
-    out += ch;
-  }
-  constexpr std::size_t limit = 300;
-  if (out.size() > limit) out = out.substr(0, limit) + "...";
-  return out;
-}
-
 // packed_bytes() of a [rows, per_row] weight or table: about rows * per_row * `declared` bytes
 // plus a few words per row, and at least `at_least` more; 0 declared: only "no more than float32".
 void check_packed_bytes(conformance_check& r, std::size_t packed, std::int64_t per_row, std::int64_t rows,
@@ -81,11 +63,9 @@ conformance_check run_check(const std::string& name, const std::function<void(co
     body(out);
     out.passed = true;
   } catch (const check_failure& f) {
-    out.detail = one_line(f.detail);
-  } catch (const c10::Error& e) {
-    out.detail = "threw: " + one_line(e.what_without_backtrace());
+    out.detail = one_line(f.detail, 300);
   } catch (const std::exception& e) {
-    out.detail = "threw: " + one_line(e.what());
+    out.detail = "threw: " + one_line(error_message(e), 300);
   } catch (...) {
     out.detail = "threw something that is not a std::exception";
   }
@@ -736,7 +716,7 @@ std::vector<conformance_check> run_conformance(const plugin_registry& registry, 
     conformance_check skipped;
     skipped.name = "supported";
     skipped.skipped = true;
-    skipped.detail = one_line("cannot run on this CPU: " + record.unsupported_reason);
+    skipped.detail = one_line("cannot run on this CPU: " + record.unsupported_reason, 300);
     return {skipped};
   }
   std::vector<conformance_check> out;

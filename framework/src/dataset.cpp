@@ -5,15 +5,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <fstream>
+#include <sstream>
 
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
 
 namespace qexp {
 
 labelled_sentences read_sentence_tsv(const std::filesystem::path& path, std::size_t limit) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw input_error("dataset " + path.string() + ": cannot be opened");
+  std::istringstream in(read_regular_file(path, "dataset"));
   labelled_sentences out;
   out.path = path;
   std::string line;
@@ -38,9 +38,12 @@ labelled_sentences read_sentence_tsv(const std::filesystem::path& path, std::siz
       throw input_error(where() + "expected a non-negative integer label, found '" + label_text + "'");
     out.sentences.push_back(line.substr(0, tab));
     out.labels.push_back(label);
+    out.lines.push_back(line_number);
     if (limit > 0 && out.size() >= limit) break;
   }
   if (line_number == 0) throw input_error("dataset " + path.string() + ": empty file, expected a header line");
+  if (out.size() == 0)
+    throw input_error("dataset " + path.string() + ": no sentences after the header, expected sentence<TAB>label lines");
   return out;
 }
 

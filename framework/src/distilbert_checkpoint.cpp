@@ -6,6 +6,7 @@
 
 #include "qexp/distilbert.h"
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
 #include "qexp/safetensors.h"
 
 namespace qexp {
@@ -21,7 +22,7 @@ std::string first_line(const std::string& text) {
 std::shared_ptr<torch_checkpoint_file> torch_checkpoint_file::open(
     const std::filesystem::path& path) {
   const std::string file = path.string();
-  if (!std::filesystem::is_regular_file(path)) throw checkpoint_error(file + ": no such file");
+  if (const auto problem = regular_file_problem(path); !problem.empty()) throw checkpoint_error(file + ": " + problem);
   c10::IValue root;
   try {
     // torch.save (since 1.6) writes a zip archive "<name>/data.pkl" + "<name>/data/<key>";

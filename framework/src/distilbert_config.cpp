@@ -1,9 +1,13 @@
 // distilbert_config: reading, checking and writing Hugging Face's DistilBERT config.json.
+#include <cstdint>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "qexp/distilbert.h"
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
+#include "qexp/text.h"
 
 namespace qexp {
 namespace {
@@ -32,14 +36,16 @@ class config_reader {
     }
     return &*it;
   }
-  std::int64_t integer(const std::string& key, std::int64_t fallback, bool required,
-                       std::int64_t minimum) const {
+  std::int64_t integer(const std::string& key, std::int64_t fallback, bool required, std::int64_t minimum,
+                       std::int64_t maximum = std::numeric_limits<std::int32_t>::max()) const {
     const nlohmann::json* v = find(key, required);
     if (!v) return fallback;
     if (!v->is_number_integer()) fail(key, "expected an integer, found " + found_kind(*v));
-    const auto value = v->get<std::int64_t>();
-    if (value < minimum)
-      fail(key, "expected an integer >= " + std::to_string(minimum) + ", found " + v->dump());
+    const bool too_large = v->is_number_unsigned() && v->get<std::uint64_t>() > static_cast<std::uint64_t>(maximum);
+    const auto value = too_large ? maximum + 1 : v->get<std::int64_t>();
+    if (value < minimum || value > maximum)
+      fail(key, "expected an integer in [" + std::to_string(minimum) + ", " + std::to_string(maximum) + "], found " +
+                    v->dump());
     return value;
   }
   double number(const std::string& key, double fallback) const {
@@ -74,12 +80,14 @@ distilbert_config distilbert_config::from_json(const nlohmann::json& j, const st
     throw checkpoint_error(source + ": expected a JSON object, found " + found_kind(j));
   config_reader r(j, source);
   distilbert_config c;
-  c.dim = r.integer("dim", 0, true, 1);
-  c.n_layers = r.integer("n_layers", 0, true, 1);
-  c.n_heads = r.integer("n_heads", 0, true, 1);
-  c.hidden_dim = r.integer("hidden_dim", 0, true, 1);
-  c.vocab_size = r.integer("vocab_size", 0, true, 1);
-  c.max_position_embeddings = r.integer("max_position_embeddings", 0, true, 1);
+  // Upper bounds far above any DistilBERT, so that a corrupt config is refused here rather than by
+  // an allocation of its tables (a sinusoidal position table is built from the config alone).
+  c.dim = r.integer("dim", 0, true, 1, 1 << 16);
+  c.n_layers = r.integer("n_layers", 0, true, 1, 1 << 10);
+  c.n_heads = r.integer("n_heads", 0, true, 1, 1 << 10);
+  c.hidden_dim = r.integer("hidden_dim", 0, true, 1, 1 << 18);
+  c.vocab_size = r.integer("vocab_size", 0, true, 1, 1 << 24);
+  c.max_position_embeddings = r.integer("max_position_embeddings", 0, true, 1, 1 << 16);
   c.pad_token_id = r.integer("pad_token_id", 0, false, 0);
   c.activation = r.string("activation", "gelu");
   c.sinusoidal_pos_embds = r.boolean("sinusoidal_pos_embds", false);
@@ -130,16 +138,16 @@ distilbert_config distilbert_config::from_json(const nlohmann::json& j, const st
 }
 
 distilbert_config distilbert_config::from_json_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw checkpoint_error(p.string() + ": cannot open the model config");
-  std::ostringstream text;
-  text << in.rdbuf();
+  const std::string text = read_regular_file(p, "model config");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(text.str());
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw checkpoint_error(p.string() + ": not valid JSON (byte " + std::to_string(e.byte) +
                            "): expected a config.json object");
+  } catch (const nlohmann::json::exception& e) {
+    // e.g. a number too large for a double ("dim": 1e400): nlohmann names no byte for it.
+    throw checkpoint_error(p.string() + ": " + one_line(e.what()) + "; expected a config.json object of finite numbers");
   }
   return from_json(j, p.string());
 }

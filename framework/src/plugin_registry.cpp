@@ -1,18 +1,26 @@
 #include "qexp/plugin_registry.h"
 
 #include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
 
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
 #include "qexp/suggest.h"
 #include "qexp/text.h"
 
@@ -35,11 +43,54 @@ fs::path libqexp_folder() {
   return {};
 }
 
-bool looks_like_elf(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, 4);
-  return in.gcount() == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' && magic[3] == 'F';
+// What dlopen would trip over, read from the file first: "" for a complete 64-bit ELF file (or an
+// ELF of another class, which dlopen itself refuses cleanly). A file shorter than its headers say
+// (a build interrupted while writing it, a copy cut short) would be mapped past its end by dlopen
+// and kill the process with SIGBUS on first touch.
+struct elf_check {
+  bool elf = false;      // starts with the ELF magic
+  std::string problem;  // why it is incomplete; empty when complete
+};
+
+elf_check check_elf(const fs::path& file) {
+  elf_check out;
+  const int fd = open_regular_file(file, "");
+  struct stat st {};
+  ::fstat(fd, &st);
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  auto read_at = [fd](void* into, std::size_t n, std::uint64_t offset) {
+    return ::pread(fd, into, n, static_cast<off_t>(offset)) == static_cast<ssize_t>(n);
+  };
+  Elf64_Ehdr header{};
+  const bool magic = read_at(header.e_ident, SELFMAG, 0) && std::memcmp(header.e_ident, ELFMAG, SELFMAG) == 0;
+  if (!magic) {
+    ::close(fd);
+    return out;
+  }
+  out.elf = true;
+  auto past_end = [size](const char* what, std::uint64_t offset, std::uint64_t count, std::uint64_t entry) -> std::string {
+    if (count != 0 && entry > (UINT64_MAX - offset) / count)
+      return std::string(what) + " at byte " + std::to_string(offset) + " overflow";
+    const std::uint64_t end = offset + count * entry;
+    if (end <= size) return "";
+    return std::string(what) + " end at byte " + std::to_string(end) + ", the file has " + std::to_string(size) + " bytes";
+  };
+  if (size < sizeof header || !read_at(&header, sizeof header, 0)) {
+    out.problem = "the ELF header ends at byte " + std::to_string(sizeof header) + ", the file has " +
+                  std::to_string(size) + " bytes";
+  } else if (header.e_ident[EI_CLASS] == ELFCLASS64) {
+    out.problem = past_end("the program headers", header.e_phoff, header.e_phnum, header.e_phentsize);
+    if (out.problem.empty() && header.e_shoff != 0)
+      out.problem = past_end("the section headers", header.e_shoff, header.e_shnum, header.e_shentsize);
+    for (std::uint64_t i = 0; out.problem.empty() && i < header.e_phnum && header.e_phentsize >= sizeof(Elf64_Phdr); ++i) {
+      Elf64_Phdr segment{};
+      if (!read_at(&segment, sizeof segment, header.e_phoff + i * header.e_phentsize)) break;
+      if (segment.p_type == PT_LOAD)
+        out.problem = past_end(("loadable segment " + std::to_string(i)).c_str(), segment.p_offset, 1, segment.p_filesz);
+    }
+  }
+  ::close(fd);
+  return out;
 }
 
 std::string plugin_label(const fs::path& file) { return "plugin " + file.string(); }
@@ -151,7 +202,7 @@ std::unique_ptr<Quantizer> create_with(const plugin_record& record, Factory fact
   try {
     quantizer = factory(values, &error);
   } catch (const std::exception& e) {
-    throw plugin_error(who + ": factory threw: " + e.what());
+    throw plugin_error(who + ": factory threw: " + error_message(e));
   } catch (...) {
     throw plugin_error(who + ": factory threw something that is not a std::exception");
   }
@@ -242,6 +293,15 @@ plugin_registry plugin_registry::discover(const std::vector<fs::path>& extra_pat
     for (const auto& f : files) {
       const fs::path canonical = fs::weakly_canonical(f, ec);
       if (!seen.insert(canonical).second) continue;  // the same file reached twice on the path
+      // A library cut short (a build still writing it) is skipped, not fatal: the other plugins
+      // still work. Anything else wrong with a file is an error, as before.
+      if (regular_file_problem(canonical).empty()) {
+        const elf_check elf = check_elf(canonical);
+        if (elf.elf && !elf.problem.empty()) {
+          spdlog::warn("{}: skipped: truncated shared library ({})", plugin_label(canonical), elf.problem);
+          continue;
+        }
+      }
       registry.load(canonical);
     }
   }
@@ -250,8 +310,11 @@ plugin_registry plugin_registry::discover(const std::vector<fs::path>& extra_pat
 
 void plugin_registry::load(const fs::path& file) {
   const std::string who = plugin_label(file);
+  if (const auto problem = regular_file_problem(file); !problem.empty()) throw plugin_error(who + ": " + problem);
   // dlopen on a text file gives an obscure "invalid ELF header"; say what is wrong in our words.
-  if (!looks_like_elf(file)) throw plugin_error(who + ": not a shared library (no ELF header)");
+  const elf_check elf = check_elf(file);
+  if (!elf.elf) throw plugin_error(who + ": not a shared library (no ELF header)");
+  if (!elf.problem.empty()) throw plugin_error(who + ": truncated shared library (" + elf.problem + ")");
   boost::dll::shared_library library;
   try {
     library.load(boost::dll::fs::path(file.string()), boost::dll::load_mode::rtld_now);

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "qexp/errors.h"
+#include "qexp/text.h"
 #include "qexp/safetensors.h"
 
 namespace qexp {
@@ -184,7 +185,7 @@ distilbert_classifier load_quantized_checkpoint(const std::filesystem::path& fil
     } catch (const qexp::error&) {
       throw;
     } catch (const std::exception& e) {
-      throw plugin_error(where + ": plugin '" + s.plugin + "' load failed: " + e.what());
+      throw plugin_error(where + ": plugin '" + s.plugin + "' load failed: " + error_message(e));
     }
   }
   quantized_model_reader tensors(*reader, linears, tables);

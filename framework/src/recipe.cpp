@@ -13,6 +13,7 @@
 
 #include "qexp/dataset.h"
 #include "qexp/errors.h"
+#include "qexp/text.h"
 
 namespace qexp {
 namespace {
@@ -43,7 +44,7 @@ auto call_plugin(const std::string& who, const char* step, F&& f) -> decltype(f(
   } catch (const qexp::error&) {
     throw;
   } catch (const std::exception& e) {
-    throw plugin_error(who + ": " + step + " failed: " + e.what());
+    throw plugin_error(who + ": " + step + " failed: " + error_message(e));
   } catch (...) {
     throw plugin_error(who + ": " + step + " threw something that is not a std::exception");
   }

@@ -13,6 +13,7 @@
 
 #include "qexp/atomic_file.h"
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
 #include "qexp/text.h"
 
 namespace qexp {
@@ -75,17 +76,17 @@ std::shared_ptr<safetensors_file> safetensors_file::open(const std::filesystem::
     return checkpoint_error(file + ": " + what);
   };
 
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw fail(std::string("cannot open: ") + std::strerror(errno));
+  int fd = -1;
+  try {
+    fd = open_regular_file(path, "");
+  } catch (const input_error& e) {
+    throw checkpoint_error(e.what());
+  }
   struct stat st {};
   if (fstat(fd, &st) != 0) {
     int e = errno;
     ::close(fd);
     throw fail(std::string("cannot stat: ") + std::strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw fail("not a regular file");
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size < 8) {
@@ -114,6 +115,12 @@ std::shared_ptr<safetensors_file> safetensors_file::open(const std::filesystem::
                " at byte offset 0 is too small for a JSON object");
 
   const char* header_begin = reinterpret_cast<const char*>(map->bytes() + 8);
+  // nlohmann's parser stops at a NUL byte as at the end of the text, so "{...}\0garbage" would
+  // pass; the format allows only spaces after the JSON object.
+  if (const void* nul = std::memchr(header_begin, '\0', header_length))
+    throw fail("NUL byte at byte offset " + std::to_string(8 + (static_cast<const char*>(nul) - header_begin)) +
+               " inside the header (bytes 8-" + std::to_string(8 + header_length) +
+               "): expected JSON text, padded with spaces only");
   // ordered_json keeps the header's order, which names() reports.
   nlohmann::ordered_json header;
   try {
@@ -122,6 +129,9 @@ std::shared_ptr<safetensors_file> safetensors_file::open(const std::filesystem::
     throw fail("header (bytes 8-" + std::to_string(8 + header_length) +
                ") is not valid JSON: parse error near byte offset " +
                std::to_string(8 + e.byte) + ": expected a JSON object");
+  } catch (const nlohmann::ordered_json::exception& e) {
+    throw fail("header (bytes 8-" + std::to_string(8 + header_length) + ") cannot be read: " + one_line(e.what()) +
+               "; expected a JSON object");
   }
   if (!header.is_object())
     throw fail("header at byte offset 8 is JSON " + std::string(header.type_name()) +

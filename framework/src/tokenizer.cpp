@@ -23,6 +23,8 @@
 
 #include "qexp/dataset.h"
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
+#include "qexp/text.h"
 
 namespace qexp {
 namespace detail {
@@ -128,38 +130,7 @@ constexpr std::size_t max_input_chars_per_word = 100;  // HF WordpieceTokenizer'
 
 // --- UTF-8 -------------------------------------------------------------------------------------
 
-// Decodes one code point at `p` the way Python's strict UTF-8 decoder accepts it (no surrogates,
-// no overlong forms, nothing above U+10FFFF). Returns its byte length, or 0 when the byte at `p`
-// does not start a valid sequence.
-inline std::size_t decode_utf8(const unsigned char* p, const unsigned char* end, std::int32_t& cp) {
-  const unsigned char b0 = p[0];
-  const std::size_t left = static_cast<std::size_t>(end - p);
-  auto cont = [](unsigned char b) { return (b & 0xC0) == 0x80; };
-  if (b0 < 0x80) {
-    cp = b0;
-    return 1;
-  }
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    if (left < 2 || !cont(p[1])) return 0;
-    cp = ((b0 & 0x1F) << 6) | (p[1] & 0x3F);
-    return 2;
-  }
-  if (b0 >= 0xE0 && b0 <= 0xEF) {
-    if (left < 3 || !cont(p[1]) || !cont(p[2])) return 0;
-    if (b0 == 0xE0 && p[1] < 0xA0) return 0;   // overlong
-    if (b0 == 0xED && p[1] >= 0xA0) return 0;  // UTF-16 surrogate
-    cp = ((b0 & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-    return 3;
-  }
-  if (b0 >= 0xF0 && b0 <= 0xF4) {
-    if (left < 4 || !cont(p[1]) || !cont(p[2]) || !cont(p[3])) return 0;
-    if (b0 == 0xF0 && p[1] < 0x90) return 0;   // overlong
-    if (b0 == 0xF4 && p[1] >= 0x90) return 0;  // above U+10FFFF
-    cp = ((b0 & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) | (p[3] & 0x3F);
-    return 4;
-  }
-  return 0;
-}
+// decode_utf8 (qexp/text.h) decodes one code point as Python's strict decoder does.
 
 inline std::size_t count_code_points(std::string_view valid_utf8) {
   std::size_t count = 0;
@@ -553,15 +524,7 @@ struct piece_list {
 // --- Loading -----------------------------------------------------------------------------------
 
 std::string read_whole_file(const std::filesystem::path& path, const char* what) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    throw input_error(std::string(what) + " " + path.string() + ": no such file");
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw input_error(std::string(what) + " " + path.string() + ": cannot be opened for reading");
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
+  return read_regular_file(path, what);
 }
 
 // Python reads vocab.txt in text mode: universal newlines (\n, \r\n and \r all end a line),
@@ -732,8 +695,9 @@ wordpiece_tokenizer wordpiece_tokenizer::from_model_folder(const std::filesystem
     throw input_error("model folder " + dir.string() + ": not a folder (expected vocab.txt and tokenizer_config.json)");
   }
   const auto vocab_path = dir / "vocab.txt";
-  if (!std::filesystem::is_regular_file(vocab_path, ec)) {
-    throw input_error("model folder " + dir.string() + ": no vocab.txt (expected the WordPiece vocabulary there)");
+  if (const auto problem = regular_file_problem(vocab_path); !problem.empty()) {
+    throw input_error("model folder " + dir.string() + ": vocab.txt " + problem +
+                      (problem == "no such file" ? " (expected the WordPiece vocabulary there)" : ""));
   }
   tokenizer_options options;
   const auto config_path = dir / "tokenizer_config.json";

@@ -30,6 +30,14 @@ struct command_registration {
   command_registration(const char* name, const char* description, command_setup setup);
 };
 
+// The names of the registered subcommands.
+std::vector<std::string> command_names();
+
+// Flushes standard output and throws qexp::error (exit 1) when a write to it failed (a full disk,
+// a closed descriptor): a command whose output was lost must not exit 0. main() calls it after
+// every command; commands that print as they go call it after each record.
+void check_stdout();
+
 }  // namespace qexp::cli
 
 #define QEXP_COMMAND_CONCAT2(a, b) a##b

@@ -14,6 +14,7 @@
 #include "qexp/config_schema.h"
 #include "qexp/distilbert.h"
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
 
 namespace {
 
@@ -28,8 +29,7 @@ struct init_model_options {
 
 fs::path find_vocab(const std::string& explicit_path) {
   if (!explicit_path.empty()) {
-    if (!fs::is_regular_file(explicit_path))
-      throw qexp::input_error("--vocab " + explicit_path + ": no such file");
+    qexp::require_regular_file(explicit_path, "--vocab");
     return explicit_path;
   }
   const fs::path relative = fs::path("distilbert-base-uncased") / "vocab.txt";
@@ -47,7 +47,7 @@ fs::path find_vocab(const std::string& explicit_path) {
 }
 
 std::int64_t count_lines(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
+  std::istringstream in(qexp::read_regular_file(file, "vocabulary"));
   std::int64_t lines = 0;
   std::string line;
   while (std::getline(in, line)) ++lines;
@@ -97,7 +97,14 @@ QEXP_COMMAND("init-model", "Write a randomly initialised DistilBERT checkpoint f
                    ->required()
                    ->check(CLI::IsMember(qexp::distilbert_config::preset_names()));
                cmd.add_option("--seed", o->seed, "Random seed (same seed, same weights)")
-                   ->capture_default_str();
+                   ->capture_default_str()
+                   ->check(CLI::Validator(
+                       [](std::string& value) {
+                         // CLI11 would wrap "-1" round to 2^64 - 1 for an unsigned option.
+                         return !value.empty() && value[0] == '-' ? "expected an integer >= 0, got " + value
+                                                                  : std::string();
+                       },
+                       "UINT64"));
                cmd.add_option("--out", o->out, "Folder to write")->required();
                cmd.add_option("--vocab", o->vocab,
                               "vocab.txt to copy (default: distilbert-base-uncased/vocab.txt on "

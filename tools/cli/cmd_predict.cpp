@@ -67,12 +67,17 @@ int run_predict(const predict_options& o) {
   auto model = load_model(o);
   const auto tokenizer = qexp::wordpiece_tokenizer::from_model_folder(o.model);
   const auto& labels = model.config().id2label;
+  const std::string source = o.checkpoint.empty() ? "model " + o.model : "checkpoint " + o.checkpoint;
   std::string line;
-  while (std::getline(std::cin, line)) {
+  for (std::size_t line_number = 1; std::getline(std::cin, line); ++line_number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const auto ids = tokenizer.encode_ids(line, o.max_length);
     const auto input = at::tensor(ids, at::kLong).view({1, -1});
     const at::Tensor logits = model.forward(input, at::ones_like(input))[0];
+    if (!at::isfinite(logits).all().item<bool>())
+      throw qexp::checkpoint_error(source + (o.quantizer.empty() ? "" : " quantized by " + o.quantizer) +
+                                   ": logits of input line " + std::to_string(line_number) +
+                                   " are not finite (NaN or inf); expected finite weights");
     const auto probabilities = to_vector(at::softmax(logits, 0));
     const auto logit_values = to_vector(logits);
     const auto best = static_cast<std::size_t>(logits.argmax().item<std::int64_t>());
@@ -94,7 +99,7 @@ int run_predict(const predict_options& o) {
       row << "]\t" << line;
       std::cout << row.str() << "\n";
     }
-    std::cout.flush();
+    qexp::cli::check_stdout();
   }
   return 0;
 }

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "experiment.h"
+#include "qexp/text.h"
 
 QEXP_COMMAND("run", "Run an experiment (fp32 baseline against each quantizer)", [](CLI::App& cmd, std::function<int()>& run) {
   struct args_t {
@@ -31,7 +32,7 @@ QEXP_COMMAND("run", "Run an experiment (fp32 baseline against each quantizer)", 
         auto plugins = qexp::cli::discover_plugins();
         notes = experiment.kind->validate(experiment.resolved, experiment.source, plugins);
       } catch (const std::exception& e) {
-        notes = std::string("not checked: ") + e.what() + "\n";
+        notes = "not checked: " + qexp::error_message(e) + "\n";
       }
       std::istringstream lines(notes);
       for (std::string line; std::getline(lines, line);) std::cout << "# " << line << "\n";

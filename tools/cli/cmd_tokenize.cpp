@@ -49,8 +49,9 @@ QEXP_COMMAND("tokenize", "Tokenize stdin, one text per line, with a model folder
       }
       out += '\n';
       std::cout << out;
+      if (!std::cout) qexp::cli::check_stdout();  // a failed write: stop now, not at the end of stdin
     }
-    std::cout.flush();
+    qexp::cli::check_stdout();
     return 0;
   };
 });

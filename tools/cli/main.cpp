@@ -1,12 +1,19 @@
 // qexp: post-training quantization experiments. This file wires the global options, logging and
 // the mapping from error kinds to exit codes; the subcommands live in cmd_*.cpp.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
 
 #include "cli.h"
+#include "qexp/suggest.h"
+#include "qexp/text.h"
 #include "qexp/version.h"
 
 namespace qexp::cli {
@@ -36,15 +43,55 @@ plugin_registry discover_plugins() {
   return plugin_registry::discover(paths);
 }
 
+void check_stdout() {
+  std::cout.flush();
+  if (std::cout && std::fflush(stdout) == 0 && !std::ferror(stdout)) return;
+  const int e = errno;
+  throw qexp::error(std::string("cannot write to standard output (") + (e ? std::strerror(e) : "write failed") +
+                    "); the output is incomplete");
+}
+
 command_registration::command_registration(const char* name, const char* description,
                                            command_setup setup) {
   registry().push_back({name, description, std::move(setup)});
 }
 
+std::vector<std::string> command_names() {
+  std::vector<std::string> names;
+  for (const auto& c : registry()) names.push_back(c.name);
+  return names;
+}
+
 }  // namespace qexp::cli
+
+namespace {
+
+// The first word that is not a global option or its value: the subcommand. CLI11 reports an
+// unknown one as "A subcommand is required"; qexp names it.
+std::string unknown_subcommand(int argc, char** argv) {
+  std::vector<std::string> names;
+  for (const auto& c : qexp::cli::command_names()) names.push_back(c);
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") return "";
+    if (arg == "--plugin-path" || arg == "--log-level") {
+      ++i;
+      continue;
+    }
+    if (!arg.empty() && arg[0] == '-') continue;
+    if (std::find(names.begin(), names.end(), arg) != names.end()) return "";
+    return "unknown subcommand '" + arg + "'" + qexp::did_you_mean(arg, names) + "; run `qexp --help` for the list";
+  }
+  return "";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace qexp::cli;
+  // Logs and errors go to standard error: standard output carries only what a command prints
+  // (predictions, tables, JSON), so that it can be redirected to a file or a pipe.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("qexp"));
   CLI::App app{"qexp: post-training quantization experiments on transformer models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("qexp ") + qexp::version_string());
@@ -70,6 +117,10 @@ int main(int argc, char** argv) {
     sub->callback([&selected, runner] { selected = *runner; });
   }
 
+  if (const std::string unknown = unknown_subcommand(argc, argv); !unknown.empty()) {
+    std::cerr << "qexp: " << unknown << "\n";
+    return static_cast<int>(qexp::exit_code::usage);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -81,12 +132,14 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(verbose ? "debug" : log_level));
 
   try {
-    return selected ? selected() : 0;
+    const int code = selected ? selected() : 0;
+    check_stdout();
+    return code;
   } catch (const qexp::error& e) {
-    spdlog::error("{}", e.what());
+    spdlog::error("{}", qexp::error_message(e));
     return static_cast<int>(e.code());
   } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
+    spdlog::error("{}", qexp::error_message(e));
     return static_cast<int>(qexp::exit_code::runtime_failure);
   }
 }

@@ -40,6 +40,8 @@ struct schema_node {
   std::vector<std::string> choices;                         // choice
   std::optional<double> min, max;                           // integer / number
   std::size_t min_items = 0;                                // list
+  bool wide = false;        // integer: 64-bit (seeds); otherwise it must fit a 32-bit int
+  bool folder_name = false;  // string: one path component (used as a folder name)
 
   // Builders, so a schema reads like the document it describes.
   static schema_node map_of(std::vector<std::pair<std::string, schema_node>> fields, std::string help = "");
@@ -56,6 +58,8 @@ struct schema_node {
   schema_node& at_least(double v);
   schema_node& at_most(double v);
   schema_node& non_empty();
+  schema_node& wide_integer();  // may take any 64-bit value (a seed), not only a 32-bit int
+  schema_node& as_folder_name();  // a string used as one folder name: not empty, ".", ".." or with a '/'
   const schema_node* field(const std::string& name) const;
 };
 

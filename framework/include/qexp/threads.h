@@ -5,6 +5,10 @@
 
 namespace qexp {
 
+// The most intra-op threads a config may ask for: far more than any machine qexp runs on has
+// cores, far fewer than would bring one to a halt.
+constexpr int max_compute_threads = 256;
+
 void set_compute_threads(int threads);
 int compute_threads();
 
