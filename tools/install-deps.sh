@@ -51,3 +51,33 @@ if ((${#missing[@]})); then
 else
   echo "install-deps: all ${#packages[@]} packages present"
 fi
+
+# Optional: ONNX Runtime as a peer benchmark (tools/bench/ort/run-ort.sh): python3-onnx from apt and
+# onnxruntime-node from npm into tools/bench/ort/node_modules (git-ignored; its tarball carries the
+# CPU library, so ONNXRUNTIME_NODE_INSTALL=skip downloads nothing else). Idempotent, and a failure
+# here (no npm, registry unreachable) only warns: without them run-ort.sh exits 77 and
+# run-benchmarks.sh skips that step.
+install_ort_peer() {
+  local sudo_cmd="" ort_dir
+  [[ $(id -u) -eq 0 ]] || sudo_cmd="sudo"
+  if ! dpkg-query -W -f='${Status}' python3-onnx 2>/dev/null | grep -q "install ok installed"; then
+    echo "install-deps: installing python3-onnx (optional, ONNX Runtime peer benchmark)"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo_cmd apt-get install -y -qq --no-install-recommends python3-onnx ||
+      { $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq --no-install-recommends python3-onnx; } ||
+      echo "install-deps: warning: python3-onnx not installed; the ONNX Runtime peer benchmark will be skipped"
+  fi
+  ort_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bench/ort
+  if (cd "$ort_dir" && node -e "require('onnxruntime-node')" > /dev/null 2>&1); then
+    echo "install-deps: onnxruntime-node present"
+  elif command -v npm > /dev/null; then
+    echo "install-deps: installing onnxruntime-node into $ort_dir/node_modules (optional)"
+    (cd "$ort_dir" && ONNXRUNTIME_NODE_INSTALL=skip timeout 300 npm install --no-save --no-package-lock \
+      --no-audit --no-fund onnxruntime-node > /dev/null) ||
+      echo "install-deps: warning: npm install onnxruntime-node failed; the ONNX Runtime peer benchmark will be skipped"
+  else
+    echo "install-deps: warning: no npm (apt-get install nodejs npm); the ONNX Runtime peer benchmark will be skipped"
+  fi
+  return 0
+}
+install_ort_peer || true

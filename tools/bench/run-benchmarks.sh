@@ -17,6 +17,8 @@
 # output under the build folder; it checks the pipeline works, not the numbers.
 # Needs: DIR/bin/qexp, DIR/bin/e2e_bench and the plugins built (default DIR: build), and
 # /usr/bin/python3 with Debian's python3-torch.
+# Optional: node with onnxruntime-node and python3-onnx (tools/install-deps.sh) add ONNX Runtime as
+# a peer (tools/bench/ort/run-ort.sh); without them that step is skipped.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -114,6 +116,23 @@ for ((r = 1; r <= rounds_to_run; r++)); do
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 unset OMP_NUM_THREADS OPENBLAS_NUM_THREADS
+
+# Optional: ONNX Runtime as a peer (tools/bench/ort/run-ort.sh) on the same model and token ids,
+# with qexp's e2e_bench beside it in the same minutes; its table goes to $work/ort/ort-table.md.
+# Skipped (exit 77) when node, onnxruntime-node or python3-onnx is not installed.
+if ((!reuse)) && [[ -x $root/tools/bench/ort/run-ort.sh ]]; then
+  ort_args=(--build "$build" --work "$work/ort" --model "$model" --ids "$work/ids.jsonl"
+            --sentences "$sentences" --batch "$batch" --warmup "$warmup")
+  ((short)) && ort_args+=(--short --no-qexp)
+  ort_rc=0
+  "$root/tools/bench/ort/run-ort.sh" "${ort_args[@]}" >&2 || ort_rc=$?
+  if ((ort_rc == 77)); then
+    echo "run-benchmarks.sh: ONNX Runtime peer step skipped (not installed)" >&2
+  elif ((ort_rc != 0)); then
+    echo "run-benchmarks.sh: ONNX Runtime peer step failed (exit $ort_rc)" >&2
+    ((short)) || exit "$ort_rc"  # CI (--short) must not fail because of an optional peer
+  fi
+fi
 
 # Peak resident memory of `qexp run` on the same model with the shipped full-size config.
 rss_kb=""
