@@ -218,7 +218,7 @@ TEST(read_training_tsv, splits_on_the_last_tab_and_names_bad_rows_and_empty_file
   const std::string bad_row = error_of("bad.tsv", "sentence\tlabel\nfine\t1\nno label here\n");
   EXPECT_NE(bad_row.find("bad.tsv:3"), std::string::npos) << bad_row;
   const std::string no_rows = error_of("header_only.tsv", "sentence\tlabel\n");
-  EXPECT_NE(no_rows.find("no labelled rows after the header"), std::string::npos) << no_rows;
+  EXPECT_NE(no_rows.find("header_only.tsv: no sentences after the header"), std::string::npos) << no_rows;
 }
 
 TEST(qexp_train_command, trains_a_config_and_refuses_other_kinds) {
