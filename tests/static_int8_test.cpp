@@ -83,13 +83,15 @@ double sqnr_db(const at::Tensor& y, const at::Tensor& x, const layer& l) {
   return 10.0 * std::log10(signal / noise);
 }
 
-// begin, 8 calibration batches of 64 rows, finish_calibration, prepare: what the host does.
+// begin, 8 calibration batches of 64 rows, finish_calibration, prepare: what the host does (it
+// calls observe only when the plugin wants calibration; dynamic activations without SmoothQuant
+// do not).
 std::unique_ptr<packed_linear> calibrated(linear_quantizer& q, const layer& l, std::uint64_t seed = 1) {
   quantizer_context context;
   context.groups.push_back({l.name, {l}});
   q.begin(context);
-  EXPECT_TRUE(q.wants_calibration());
-  for (std::uint64_t b = 0; b < 8; ++b) q.observe(l.name, activations(64, seed + b));
+  if (q.wants_calibration())
+    for (std::uint64_t b = 0; b < 8; ++b) q.observe(l.name, activations(64, seed + b));
   q.finish_calibration({l.name});
   return q.prepare(l);
 }
@@ -422,6 +424,13 @@ TEST(static_int8, many_row_counts_rebuild_evicted_primitives_correctly) {
     const auto a = lin->forward(x), b = portable->forward(x);
     ASSERT_LT((a - b).abs().max().item<double>(), 1e-5 * a.abs().max().item<double>()) << "M=" << rows;
   }
+}
+
+TEST(static_int8, only_static_activations_or_smoothquant_ask_for_calibration) {
+  EXPECT_TRUE(registry().create_linear("static-int8", {})->wants_calibration());
+  EXPECT_TRUE(registry().create_linear("static-int8", {{"activations", "dynamic"}, {"smoothquant", "true"}})
+                  ->wants_calibration());
+  EXPECT_FALSE(registry().create_linear("static-int8", {{"activations", "dynamic"}})->wants_calibration());
 }
 
 TEST(static_int8, non_finite_weights_and_missing_calibration_are_errors) {

@@ -15,6 +15,7 @@
 #include "qexp/safetensors.h"
 #include "qexp/text.h"
 #include "attention.h"
+#include "transformer_kernels.h"
 
 namespace qexp {
 namespace {
@@ -192,7 +193,7 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
                       ", found " +
                       (attention_mask.defined() ? shape_text(attention_mask.sizes()) : "none"));
   const std::int64_t batch = input_ids.size(0), tokens = input_ids.size(1);
-  const std::int64_t dim = config_.dim, heads = config_.n_heads;
+  const std::int64_t heads = config_.n_heads;
   if (batch == 0 || tokens == 0)
     throw input_error("DistilBERT input_ids: expected at least one token, found shape " +
                       shape_text(input_ids.sizes()));
@@ -219,8 +220,8 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
   };
 
   at::Tensor x = tables_[0]->lookup(as_tensor(rows.ids));  // [rows, D]
-  x.add_(tables_[1]->lookup(as_tensor(rows.positions)));
-  x = at::layer_norm(x, {dim}, embed_norm_weight_, embed_norm_bias_, layer_norm_eps);
+  detail::add_layer_norm_(x, tables_[1]->lookup(as_tensor(rows.positions)), embed_norm_weight_, embed_norm_bias_,
+                          layer_norm_eps);
 
   // The last block runs on every row too, although the classifier reads position 0 only: a
   // Linear with per-tensor dynamic activation ranges would give other numbers on fewer rows, and
@@ -233,17 +234,20 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
     const at::Tensor v = apply_linear(base + v_lin, x).contiguous();
     const at::Tensor context = detail::fused_attention(q, k, v, rows, heads);
     at::Tensor attended = apply_linear(base + out_lin, context);
-    attended = in_place ? attended.add_(x) : attended.add(x);
-    x = at::layer_norm(attended, {dim}, norms.sa_weight, norms.sa_bias, layer_norm_eps);
+    if (!in_place) attended = attended.clone();
+    detail::add_layer_norm_(attended, x, norms.sa_weight, norms.sa_bias, layer_norm_eps);
+    x = attended;
 
     at::Tensor hidden = apply_linear(base + lin1, x);
+    if (!in_place) hidden = hidden.clone();
     if (config_.activation == "gelu")
-      hidden = in_place ? at::gelu_(hidden) : at::gelu(hidden);  // exact erf GELU
+      detail::gelu_(hidden);  // exact erf GELU
     else
-      hidden = in_place ? hidden.relu_() : hidden.relu();
+      hidden.relu_();
     at::Tensor ffn_out = apply_linear(base + lin2, hidden);
-    ffn_out = in_place ? ffn_out.add_(x) : ffn_out.add(x);
-    x = at::layer_norm(ffn_out, {dim}, norms.out_weight, norms.out_bias, layer_norm_eps);
+    if (!in_place) ffn_out = ffn_out.clone();
+    detail::add_layer_norm_(ffn_out, x, norms.out_weight, norms.out_bias, layer_norm_eps);
+    x = ffn_out;
   }
 
   const std::size_t head = static_cast<std::size_t>(config_.n_layers) * linears_per_block;

@@ -463,7 +463,10 @@ class static_int8_quantizer final : public linear_quantizer {
     }
   }
 
-  bool wants_calibration() const override { return true; }
+  // Dynamic activations without SmoothQuant have nothing to calibrate.
+  bool wants_calibration() const override {
+    return settings_.mode == activation_mode::fixed || settings_.smoothquant;
+  }
 
   void observe(const std::string& site, const at::Tensor& rows) override {
     auto& g = group_for(site);
