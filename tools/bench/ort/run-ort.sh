@@ -17,8 +17,9 @@
 # WORK/distilbert-base-random from `qexp init-model --seed 0` and the first --sentences dev
 # sentences. --short: the tiny preset, 6 sentences, batches of 4 (checks the pipeline, not the
 # numbers). Default qexp configurations: fp32, onednn-int8:granularity=per_channel,
-# static-int8:activations=dynamic (calibrated on 128 tokenized SST-2 train sentences, which this
-# build of e2e_bench asks for even with dynamic activations).
+# static-int8:activations=dynamic (qexp's own INT8 kernel with per-call ranges, the scheme ORT's
+# quantize_dynamic uses), static-int8 (static activations); 128 tokenized SST-2 train sentences
+# are the calibration data of the schemes that calibrate.
 # Needs: node with onnxruntime-node (tools/bench/ort/node_modules or NODE_PATH; see
 # tools/install-deps.sh), /usr/bin/python3 with python3-torch and python3-onnx, DIR/bin/qexp and
 # DIR/bin/e2e_bench. Exits 77 (skip) when node, onnxruntime-node or python3-onnx is missing.
@@ -65,7 +66,7 @@ if ((short)); then
 else
   work=${work:-$build/ort-bench}
 fi
-((${#qexp_configs[@]})) || qexp_configs=(fp32 onednn-int8:granularity=per_channel static-int8:activations=dynamic)
+((${#qexp_configs[@]})) || qexp_configs=(fp32 onednn-int8:granularity=per_channel static-int8:activations=dynamic static-int8)
 shared=${QEXP_SHARED_DIR:-$root/../shared}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
