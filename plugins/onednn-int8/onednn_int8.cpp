@@ -7,11 +7,8 @@
 #include <qexp/onednn_support.h>
 
 #include <cmath>
-#include <dnnl.hpp>
 #include <limits>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "activation_kernels.h"
@@ -50,15 +47,7 @@ bool cpu_supported(const char** reason) { return onednn_int8_vnni_available(reas
 
 namespace {
 
-using dt = dnnl::memory::data_type;
-using tag = dnnl::memory::format_tag;
-
-dnnl::engine& cpu_engine() { return onednn_cpu_engine(); }
-
-// Row count of the matmul used to pick the weights' blocked layout once; brgemm's layout depends
-// on N and K and the data types, and the primitive for any other M accepts the same layout.
-constexpr int64_t layout_probe_rows = 32;
-// Distinct sequence lengths cached per layer before the cache starts over.
+// Distinct sequence lengths whose primitive a layer keeps.
 constexpr std::size_t max_cached_primitives = 128;
 
 // Activation parameters: scale (and zero point for u8) covering [min(min, 0), max(max, 0)].
@@ -88,20 +77,10 @@ class onednn_int8_linear final : public packed_linear {
  public:
   // w_int8: [out, in] int8 in [-127, 127]; scales: [1] or [out] float32; bias [out] or undefined.
   onednn_int8_linear(const settings& s, const at::Tensor& w_int8, at::Tensor scales, at::Tensor bias)
-      : settings_(s), n_(w_int8.size(0)), k_(w_int8.size(1)), scales_(std::move(scales)),
-        bias_(std::move(bias)) {
+      : settings_(s), n_(w_int8.size(0)), k_(w_int8.size(1)), scales_(std::move(scales)), bias_(std::move(bias)),
+        matmul_(w_int8.data_ptr<int8_t>(), n_, k_, s.activation_dtype == activation_type::u8, max_cached_primitives) {
     channel_scales_ = scales_.numel() == 1 ? scales_.expand({n_}).contiguous() : scales_;
     w_sum_ = w_int8.to(at::kInt).sum(1, /*keepdim=*/false, at::kInt).contiguous();
-    // W is [N, K] row-major, i.e. the matmul's K x N weights in `ba` order; reorder it once into
-    // the layout the brgemm kernel asked for (with s8 activations that layout also carries the
-    // compensation oneDNN needs, computed by this reorder).
-    auto probe = make_primitive_desc(layout_probe_rows, dnnl::memory::desc({k_, n_}, dt::s8, tag::any));
-    weights_md_ = probe.weights_desc();
-    weights_ = dnnl::memory(weights_md_, cpu_engine());
-    dnnl::memory plain({{k_, n_}, dt::s8, tag::ba}, cpu_engine(), const_cast<void*>(w_int8.data_ptr()));
-    dnnl::stream stream(cpu_engine());
-    dnnl::reorder(plain, weights_).execute(stream, plain, weights_);
-    stream.wait();
   }
 
   at::Tensor forward(const at::Tensor& x) override {
@@ -152,14 +131,8 @@ class onednn_int8_linear final : public packed_linear {
 
     // The matmul writes s32 accumulators straight into y's buffer (same size as f32), and the
     // dequantize pass turns them into floats in place.
-    const auto prim = primitive_for(m);
-    dnnl::memory src(prim->src_md, cpu_engine(), codes);
-    dnnl::memory dst(prim->dst_md, cpu_engine(), y.data_ptr());
-    dnnl::stream stream(cpu_engine());
-    prim->matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst}});
-    stream.wait();
-
     auto* acc = static_cast<int32_t*>(y.data_ptr());
+    matmul_.multiply(codes, m, acc);
     const int32_t* w_sum = w_sum_.data_ptr<int32_t>();
     const float* w_scale = channel_scales_.data_ptr<float>();
     const float* b = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
@@ -177,7 +150,7 @@ class onednn_int8_linear final : public packed_linear {
   }
 
   std::size_t packed_bytes() const override {
-    return weights_md_.get_size() + scales_.nbytes() + w_sum_.nbytes() +
+    return matmul_.packed_bytes() + scales_.nbytes() + w_sum_.nbytes() +
            (bias_.defined() ? bias_.nbytes() : 0);
   }
 
@@ -190,46 +163,10 @@ class onednn_int8_linear final : public packed_linear {
   }
 
  private:
-  struct cached_primitive {
-    dnnl::memory::desc src_md, dst_md;
-    dnnl::matmul matmul;
-  };
-
-  dnnl::matmul::primitive_desc make_primitive_desc(int64_t m, const dnnl::memory::desc& weights_md) const {
-    const auto src_dt = settings_.activation_dtype == activation_type::u8 ? dt::u8 : dt::s8;
-    dnnl::memory::desc src_md({m, k_}, src_dt, tag::ab);
-    dnnl::memory::desc dst_md({m, n_}, dt::s32, tag::ab);
-    // No attributes at all: output scales or zero points given at run time make oneDNN 2.6 leave
-    // the brgemm kernel for gemm:jit.
-    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, weights_md, dst_md), cpu_engine());
-  }
-
-  // Shared, so that a call still running keeps its primitive when another one resets the cache.
-  std::shared_ptr<const cached_primitive> primitive_for(int64_t m) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = cache_.find(m);
-    if (it != cache_.end()) return it->second;
-    if (cache_.size() >= max_cached_primitives) cache_.clear();
-    dnnl::matmul::primitive_desc pd;
-    try {
-      pd = make_primitive_desc(m, weights_md_);
-    } catch (const dnnl::error& e) {
-      throw plugin_error("onednn-int8: oneDNN has no int8 matmul for " + std::to_string(m) + " x " +
-                         std::to_string(k_) + " x " + std::to_string(n_) +
-                         " with the weights' packed layout: " + e.what());
-    }
-    auto p = std::make_shared<const cached_primitive>(cached_primitive{pd.src_desc(), pd.dst_desc(), dnnl::matmul(pd)});
-    cache_.emplace(m, p);
-    return p;
-  }
-
   // The [out, in] int8 weight, read back from the packed layout (nothing else keeps a copy).
   at::Tensor plain_weight() const {
     auto w = at::empty({n_, k_}, at::kChar);
-    dnnl::memory plain({{k_, n_}, dt::s8, tag::ba}, cpu_engine(), w.data_ptr());
-    dnnl::stream stream(cpu_engine());
-    dnnl::reorder(weights_, plain).execute(stream, const_cast<dnnl::memory&>(weights_), plain);
-    stream.wait();
+    matmul_.unpack(w.data_ptr<int8_t>());
     return w;
   }
 
@@ -239,10 +176,7 @@ class onednn_int8_linear final : public packed_linear {
   at::Tensor channel_scales_;  // [out] float32
   at::Tensor w_sum_;           // [out] int32: sum over in of the int8 weight, for the zero point
   at::Tensor bias_;            // [out] float32 or undefined
-  dnnl::memory::desc weights_md_;
-  dnnl::memory weights_;       // s8, oneDNN's blocked layout
-  std::mutex mutex_;
-  std::unordered_map<int64_t, std::shared_ptr<const cached_primitive>> cache_;
+  onednn_s8_matmul matmul_;    // s8 weights in oneDNN's blocked layout, a primitive per row count
 };
 
 // Symmetric s8 in [-127, 127] (not -128, so that negating a weight never saturates); an all-zero

@@ -10,14 +10,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <dnnl.hpp>
 #include <limits>
-#include <list>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "input_cache.h"
@@ -88,15 +85,7 @@ bool fast_path_supported(const char** reason) {
 
 namespace {
 
-using dt = dnnl::memory::data_type;
-using tag = dnnl::memory::format_tag;
-
-dnnl::engine& cpu_engine() { return onednn_cpu_engine(); }
-
-// Row count used to pick the weights' blocked layout once; the primitive of any other M accepts it.
-constexpr int64_t layout_probe_rows = 32;
-// Row counts whose primitive a layer keeps (least recently used evicted first): M is a constant of
-// the primitive (a runtime M sends oneDNN 2.6 to gemm:jit).
+// `kernel: onednn`: row counts whose primitive a layer keeps.
 constexpr std::size_t max_cached_primitives = 64;
 
 // FNV-1a: the input group's name as a number a checkpoint can carry.
@@ -169,20 +158,10 @@ class static_int8_linear final : public packed_linear {
       packed_ = int8_gemm::packed_weights(w_int8.data_ptr<int8_t>(), n_, k_);
       return;
     }
-    // oneDNN: the attribute-free s32 matmul, shared by every layer of one shape through oneDNN's
-    // primitive cache, and the dequantize pass. Constant output scales would fuse that pass into
-    // brgemm but make every layer's primitive (and JIT kernel) its own: 38 kernels per sequence
-    // length, slower in the full model than the pass they save (docs/plugins.md).
+    // oneDNN: the attribute-free s32 matmul and a dequantize pass (onednn_s8_matmul says why).
     w_sum_ = w_int8.to(at::kInt).sum(1, /*keepdim=*/false, at::kInt).contiguous();
-    // W is [N, K] row-major: the matmul's K x N weights in `ba` order. Reorder it once into the
-    // layout the brgemm kernel asked for.
-    auto probe = make_primitive_desc(layout_probe_rows, dnnl::memory::desc({k_, n_}, dt::s8, tag::any));
-    weights_md_ = probe.weights_desc();
-    weights_ = dnnl::memory(weights_md_, cpu_engine());
-    dnnl::memory plain({{k_, n_}, dt::s8, tag::ba}, cpu_engine(), const_cast<void*>(w_int8.data_ptr()));
-    dnnl::stream stream(cpu_engine());
-    dnnl::reorder(plain, weights_).execute(stream, plain, weights_);
-    stream.wait();
+    onednn_ = std::make_unique<onednn_s8_matmul>(w_int8.data_ptr<int8_t>(), n_, k_,
+                                                 act_->type == activation_type::u8, max_cached_primitives);
   }
 
   at::Tensor forward(const at::Tensor& x) override {
@@ -209,7 +188,7 @@ class static_int8_linear final : public packed_linear {
   }
 
   std::size_t packed_bytes() const override {
-    std::size_t bytes = (path_ == matmul_path::onednn ? weights_md_.get_size() + w_sum_.nbytes() : packed_.bytes()) +
+    std::size_t bytes = (path_ == matmul_path::onednn ? onednn_->packed_bytes() + w_sum_.nbytes() : packed_.bytes()) +
                         scales_.nbytes() + (bias_.defined() ? bias_.nbytes() : 0);
     bytes += (act_->factor.size() + act_->inv_smooth.size()) * sizeof(float) + sizeof(activation_params);
     return bytes;
@@ -234,11 +213,6 @@ class static_int8_linear final : public packed_linear {
   }
 
  private:
-  struct cached_primitive {
-    dnnl::memory::desc src_md, dst_md;
-    dnnl::matmul matmul;
-  };
-
   // Rows of lda_ codes (the bytes past k_ zero). qexp's kernel multiplies u8 codes only: s8 codes
   // c become c + 128 with the zero point 128 (the same integers once the zero point is removed).
   void quantize(const at::Tensor& x2, quantized_input& q) const {
@@ -306,12 +280,7 @@ class static_int8_linear final : public packed_linear {
     }
     // oneDNN writes s32 accumulators into y's buffer; the dequantize pass turns them into floats.
     auto* acc = static_cast<int32_t*>(y.data_ptr());
-    const auto prim = primitive_for(m);
-    dnnl::memory src(prim->src_md, cpu_engine(), const_cast<uint8_t*>(q.codes.data()));
-    dnnl::memory dst(prim->dst_md, cpu_engine(), acc);
-    dnnl::stream stream(cpu_engine());
-    prim->matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst}});
-    stream.wait();
+    onednn_->multiply(q.codes.data(), m, acc);
     const int32_t* w_sum = w_sum_.data_ptr<int32_t>();
     at::parallel_for(0, m, 8, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
@@ -324,39 +293,6 @@ class static_int8_linear final : public packed_linear {
     });
   }
 
-  dnnl::matmul::primitive_desc make_primitive_desc(int64_t m, const dnnl::memory::desc& weights_md) const {
-    const auto src_dt = act_->type == activation_type::u8 ? dt::u8 : dt::s8;
-    dnnl::memory::desc src_md({m, k_}, src_dt, tag::ab);
-    dnnl::memory::desc dst_md({m, n_}, dt::s32, tag::ab);
-    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, weights_md, dst_md), cpu_engine());
-  }
-
-  // Shared, so that a call still running keeps its primitive when another one evicts it.
-  std::shared_ptr<const cached_primitive> primitive_for(int64_t m) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = cache_by_m_.find(m);
-    if (it != cache_by_m_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second.second);
-      return it->second.first;
-    }
-    dnnl::matmul::primitive_desc pd;
-    try {
-      pd = make_primitive_desc(m, weights_md_);
-    } catch (const dnnl::error& e) {
-      throw plugin_error("static-int8: oneDNN has no int8 matmul for " + std::to_string(m) + " x " +
-                         std::to_string(k_) + " x " + std::to_string(n_) + " with the weights' packed layout: " +
-                         e.what());
-    }
-    if (cache_by_m_.size() >= max_cached_primitives) {
-      cache_by_m_.erase(lru_.back());
-      lru_.pop_back();
-    }
-    auto p = std::make_shared<const cached_primitive>(cached_primitive{pd.src_desc(), pd.dst_desc(), dnnl::matmul(pd)});
-    lru_.push_front(m);
-    cache_by_m_.emplace(m, std::make_pair(p, lru_.begin()));
-    return p;
-  }
-
   // The [out, in] int8 weight (only packed copies are kept: read it back).
   at::Tensor plain_weight() const {
     auto w = at::empty({n_, k_}, at::kChar);
@@ -364,10 +300,7 @@ class static_int8_linear final : public packed_linear {
       packed_.unpack(w.data_ptr<int8_t>());
       return w;
     }
-    dnnl::memory plain({{k_, n_}, dt::s8, tag::ba}, cpu_engine(), w.data_ptr());
-    dnnl::stream stream(cpu_engine());
-    dnnl::reorder(weights_, plain).execute(stream, const_cast<dnnl::memory&>(weights_), plain);
-    stream.wait();
+    onednn_->unpack(w.data_ptr<int8_t>());
     return w;
   }
 
@@ -385,12 +318,7 @@ class static_int8_linear final : public packed_linear {
   int8_gemm::packed_weights packed_;  // qexp's kernel (VNNI or portable)
   // oneDNN
   at::Tensor w_sum_;           // [out] int32 sum over in of the int8 weight, for the zero point
-  dnnl::memory::desc weights_md_;
-  dnnl::memory weights_;       // s8 in oneDNN's blocked layout
-  std::mutex mutex_;
-  std::list<int64_t> lru_;     // row counts, most recently used first
-  std::unordered_map<int64_t, std::pair<std::shared_ptr<const cached_primitive>, std::list<int64_t>::iterator>>
-      cache_by_m_;
+  std::unique_ptr<onednn_s8_matmul> onednn_;
 };
 
 // ---------------------------------------------------------------------------------------------
