@@ -318,6 +318,10 @@ class dynamic_int8_quantizer final : public linear_quantizer {
                         " elements, found " + describe_tensor(l.bias));
     check_in_features(l.name, l.weight.size(1));
     auto w = l.weight.to(at::kFloat).contiguous();
+    // A NaN or Inf would become a NaN scale and finite garbage codes: refused, as the other INT8
+    // plugins refuse it.
+    if (w.numel() > 0 && !at::isfinite(w).all().item<bool>())
+      throw input_error("dynamic-int8: Linear '" + l.name + "': the weight holds NaN or Inf; it cannot be quantized");
     auto scales = weight_scales(w, settings_.weights);
     // quantize_per_channel / quantize_per_tensor, as quantize_dynamic's _quantize_weight calls them.
     auto qweight = settings_.weights == weight_granularity::per_tensor
