@@ -44,4 +44,12 @@ int8_weights load_int8_weights(const tensor_reader& in, const std::string& prefi
   return w;
 }
 
+int8_weights quantize_symmetric_int8(const at::Tensor& w, bool per_tensor, const std::string& non_finite_message) {
+  auto amax = per_tensor ? w.abs().max().reshape({1}) : std::get<0>(w.abs().max(1));
+  if (!at::isfinite(amax).all().item<bool>()) throw input_error(non_finite_message);
+  auto scales = at::where(amax > 0, amax / 127.0, at::ones_like(amax)).to(at::kFloat).contiguous();
+  auto q = at::round(w / scales.reshape({-1, 1})).clamp(-127, 127).to(at::kChar).contiguous();
+  return {q, scales, at::Tensor()};
+}
+
 }  // namespace qexp

@@ -179,17 +179,6 @@ class onednn_int8_linear final : public packed_linear {
   onednn_s8_matmul matmul_;    // s8 weights in oneDNN's blocked layout, a primitive per row count
 };
 
-// Symmetric s8 in [-127, 127] (not -128, so that negating a weight never saturates); an all-zero
-// row or tensor gets scale 1 and stays exactly zero.
-std::pair<at::Tensor, at::Tensor> quantize_weights(const at::Tensor& w, weight_granularity g) {
-  auto amax = g == weight_granularity::per_tensor ? w.abs().max().reshape({1}) : std::get<0>(w.abs().max(1));
-  if (!at::isfinite(amax).all().item<bool>())
-    throw input_error("onednn-int8: the weight holds NaN or Inf; it cannot be quantized");
-  auto scales = at::where(amax > 0, amax / 127.0, at::ones_like(amax)).contiguous();
-  auto q = at::round(w / scales.reshape({-1, 1})).clamp(-127, 127).to(at::kChar).contiguous();
-  return {q, scales};
-}
-
 class onednn_int8_quantizer final : public linear_quantizer {
  public:
   explicit onednn_int8_quantizer(const settings& s) : settings_(s) {}
@@ -202,9 +191,10 @@ class onednn_int8_quantizer final : public linear_quantizer {
       throw input_error("onednn-int8: Linear '" + l.name + "': bias must have " + std::to_string(n) +
                         " elements, found " + describe_tensor(l.bias));
     auto w = l.weight.to(at::kFloat).contiguous();
-    auto [w_int8, scales] = quantize_weights(w, settings_.weights);
+    auto q = quantize_symmetric_int8(w, settings_.weights == weight_granularity::per_tensor,
+                                     "onednn-int8: the weight holds NaN or Inf; it cannot be quantized");
     auto bias = l.bias.defined() ? l.bias.to(at::kFloat).contiguous() : at::Tensor();
-    return std::make_unique<onednn_int8_linear>(settings_, w_int8, scales, bias);
+    return std::make_unique<onednn_int8_linear>(settings_, q.weight_int8, q.scales, bias);
   }
 
   std::unique_ptr<packed_linear> load(const tensor_reader& in, const std::string& prefix) const override {

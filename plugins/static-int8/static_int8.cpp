@@ -337,15 +337,6 @@ void check_layer(const layer& l) {
     throw input_error("static-int8: Linear '" + l.name + "': the bias holds NaN or Inf");
 }
 
-// Symmetric s8 in [-127, 127]; an all-zero row or tensor gets scale 1 and stays exactly zero.
-std::pair<at::Tensor, at::Tensor> quantize_weights(const at::Tensor& w, weight_granularity g, const std::string& name) {
-  auto amax = g == weight_granularity::per_tensor ? w.abs().max().reshape({1}) : std::get<0>(w.abs().max(1));
-  if (!at::isfinite(amax).all().item<bool>())
-    throw input_error("static-int8: Linear '" + name + "': the smoothed weight overflows float32");
-  auto scales = at::where(amax > 0, amax / 127.0, at::ones_like(amax)).to(at::kFloat).contiguous();
-  auto q = at::round(w / scales.reshape({-1, 1})).clamp(-127, 127).to(at::kChar).contiguous();
-  return {q, scales};
-}
 
 // ---------------------------------------------------------------------------------------------
 // Calibration state of one input group.
@@ -450,9 +441,10 @@ class static_int8_quantizer final : public linear_quantizer {
                         " inputs, its calibration rows had " + std::to_string(g->k));
     auto w = l.weight.to(at::kFloat).contiguous();
     if (g->act->smoothed()) w = w * g->act->smooth.reshape({1, -1});  // W' = W diag(s)
-    auto [w_int8, scales] = quantize_weights(w, settings_.weights, l.name);
+    auto q = quantize_symmetric_int8(w, settings_.weights == weight_granularity::per_tensor,
+                                     "static-int8: Linear '" + l.name + "': the smoothed weight overflows float32");
     auto bias = l.bias.defined() ? l.bias.to(at::kFloat).contiguous() : at::Tensor();
-    return std::make_unique<static_int8_linear>(path_, w_int8, scales, bias, g->act, g->cache, g->id);
+    return std::make_unique<static_int8_linear>(path_, q.weight_int8, q.scales, bias, g->act, g->cache, g->id);
   }
 
   std::unique_ptr<packed_linear> load(const tensor_reader& in, const std::string& prefix) const override {

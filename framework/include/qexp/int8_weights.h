@@ -17,6 +17,12 @@ struct int8_weights {
   at::Tensor bias;         // float32 [out], contiguous, or undefined
 };
 
+// Symmetric s8 in [-127, 127] (never -128, so that negating a weight cannot saturate), one scale
+// per output row or one for the whole [out, in] float32 weight; an all-zero row or tensor gets
+// scale 1 and stays exactly zero. Returns the codes and scales (no bias); throws
+// input_error(non_finite_message) when a largest magnitude is not finite.
+int8_weights quantize_symmetric_int8(const at::Tensor& w, bool per_tensor, const std::string& non_finite_message);
+
 void save_int8_weights(tensor_writer& out, const std::string& prefix, const int8_weights& w);
 
 // Reads and checks dtypes and shapes; checkpoint_error names `plugin_id`, the tensor, expected and
