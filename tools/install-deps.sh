@@ -14,6 +14,8 @@ packages=(
   python3-torch chromium
   # A single-node Slurm cluster for the sweep end-to-end test (tools/slurm/local-cluster.sh).
   slurmctld slurmd slurm-client munge
+  # libFuzzer targets (tools/fuzz.sh) and the sanitizer runtime.
+  clang libclang-rt-14-dev
 )
 
 missing=()
