@@ -311,3 +311,31 @@ TEST(config_schema, a_raw_nul_byte_in_the_file_is_refused_not_taken_as_its_end) 
             "x.yaml:5:15: NUL byte at byte offset " + std::to_string(minimal_config().size() + 14) +
                 "; expected YAML text");
 }
+
+TEST(config_schema, an_alias_inside_its_own_anchor_is_refused_not_followed_forever) {
+  // yaml-cpp builds `&d [*d]` as a list that holds itself.
+  EXPECT_EQ(load_error(minimal_config() + "description: &d [*d]\n"),
+            "x.yaml:5:14: values nested more than 64 levels deep (key 'description.0.0.0.0.0.0.0.0.0.0.0.0.0.0....'); "
+            "expected a config nested less deeply (is an alias inside its own anchor?)");
+  EXPECT_EQ(load_error(minimal_config() + "measure: &m { size: *m }\n"),
+            "x.yaml:5:15: values nested more than 64 levels deep (key 'measure.size.size.size.size.size.size.si...'); "
+            "expected a config nested less deeply (is an alias inside its own anchor?)");
+  EXPECT_EQ(load_error(minimal_config(), {"description=&d [*d]"}),
+            "--set description=&d [*d]: values nested more than 64 levels deep (key "
+            "'description.0.0.0.0.0.0.0.0.0.0.0.0.0.0....'); expected a config nested less deeply (is an alias inside "
+            "its own anchor?)");
+}
+
+TEST(config_schema, aliases_that_expand_past_a_bound_are_refused_not_walked) {
+  // Eight lines that expand to 10^8 values.
+  std::string yaml = minimal_config() + "x0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 8; ++i) {
+    const std::string alias = "*a" + std::to_string(i - 1);
+    yaml += "x" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + alias;
+    for (int j = 1; j < 10; ++j) yaml += ", " + alias;
+    yaml += "]\n";
+  }
+  EXPECT_EQ(load_error(yaml),
+            "x.yaml:5:22: more than 100000 values (key 'x4.7.8.8.7.4'); expected a config of fewer values (do aliases "
+            "repeat aliases?)");
+}

@@ -117,13 +117,26 @@ std::string node_kind(const YAML::Node& n) {
   return n.IsMap() ? "a map" : n.IsSequence() ? "a list" : n.IsNull() ? "nothing" : "a scalar";
 }
 
+// Bounds on the values check_yaml_node walks. An alias may name the anchor it sits in
+// (`a: &x [*x]`: yaml-cpp builds a cycle) or aliases may repeat aliases (a few lines that expand to
+// billions of values); no config comes near either bound.
+constexpr std::size_t max_yaml_depth = 64;
+constexpr std::size_t max_yaml_values = 100000;
+
 // What yaml-cpp lets through and the schema must not see: keys that are maps or lists, a key given
-// twice in one map (yaml-cpp would keep the first and drop the second silently), and text that is
-// not UTF-8 or holds a NUL byte (it ends in results.json and file names). `at(node)` says where a
-// node is: "file:line:column" or "--set k=v".
+// twice in one map (yaml-cpp would keep the first and drop the second silently), text that is
+// not UTF-8 or holds a NUL byte (it ends in results.json and file names), and aliases that nest
+// or expand past the bounds above. `at(node)` says where a node is: "file:line:column" or "--set k=v".
 template <typename Where>
-void check_yaml_node(const YAML::Node& n, const std::string& key, const Where& at) {
+void check_yaml_node(const YAML::Node& n, const std::string& key, const Where& at, std::size_t depth,
+                     std::size_t& values) {
   auto key_text = [&key] { return key.empty() ? std::string() : " (key '" + key + "')"; };
+  if (depth > max_yaml_depth)
+    throw config_error(at(n) + ": values nested more than " + std::to_string(max_yaml_depth) + " levels deep (key '" +
+                       one_line(key, 40) + "'); expected a config nested less deeply (is an alias inside its own anchor?)");
+  if (++values > max_yaml_values)
+    throw config_error(at(n) + ": more than " + std::to_string(max_yaml_values) + " values" + key_text() +
+                       "; expected a config of fewer values (do aliases repeat aliases?)");
   if (n.IsScalar()) {
     const std::string& text = n.Scalar();
     const auto nul = text.find('\0');
@@ -137,21 +150,21 @@ void check_yaml_node(const YAML::Node& n, const std::string& key, const Where& a
                          ", not UTF-8; expected UTF-8 text (save the file as UTF-8)");
   } else if (n.IsSequence()) {
     for (std::size_t i = 0; i < n.size(); ++i)
-      check_yaml_node(n[i], key.empty() ? std::to_string(i) : key + "." + std::to_string(i), at);
+      check_yaml_node(n[i], key.empty() ? std::to_string(i) : key + "." + std::to_string(i), at, depth + 1, values);
   } else if (n.IsMap()) {
     std::map<std::string, YAML::Mark> seen;
     for (const auto& entry : n) {
       if (!entry.first.IsScalar())
         throw config_error(at(entry.first) + ": a key" + (key.empty() ? "" : " in '" + key + "'") + " is " +
                            node_kind(entry.first) + "; expected a plain name");
-      check_yaml_node(entry.first, key, at);
+      check_yaml_node(entry.first, key, at, depth + 1, values);
       const std::string name = entry.first.Scalar();
       const std::string child = key.empty() ? name : key + "." + name;
       const auto [first, inserted] = seen.emplace(name, entry.first.Mark());
       if (!inserted)
         throw config_error(at(entry.first) + ": duplicate key '" + child + "' (first at line " +
                            std::to_string(first->second.line + 1) + "); give each key once");
-      check_yaml_node(entry.second, child, at);
+      check_yaml_node(entry.second, child, at, depth + 1, values);
     }
   }
 }
@@ -180,11 +193,15 @@ YAML::Node load_yaml_file(const fs::path& file) {
     throw config_error(file.string() + ":" + std::to_string(e.mark.line + 1) + ":" +
                        std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
   }
-  check_yaml_node(document, "", [&file](const YAML::Node& n) {
-    const YAML::Mark mark = n.Mark();
-    return mark.is_null() ? file.string()
-                          : file.string() + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-  });
+  std::size_t values = 0;
+  check_yaml_node(
+      document, "",
+      [&file](const YAML::Node& n) {
+        const YAML::Mark mark = n.Mark();
+        return mark.is_null() ? file.string()
+                              : file.string() + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+      },
+      0, values);
   return document;
 }
 
@@ -453,7 +470,8 @@ void apply_overrides(YAML::Node& document, const std::vector<std::string>& assig
     } catch (const YAML::Exception& e) {
       throw config_error("--set " + assignment + ": value is not valid YAML: " + e.msg);
     }
-    check_yaml_node(value, key, [&assignment](const YAML::Node&) { return "--set " + assignment; });
+    std::size_t values = 0;
+    check_yaml_node(value, key, [&assignment](const YAML::Node&) { return "--set " + assignment; }, 0, values);
     const auto parts = split_key_path(key);
     if (!document || document.IsNull()) document.reset(YAML::Node(YAML::NodeType::Map));
     // Walk with reset(): assigning one yaml-cpp handle to another copies values into the document.
