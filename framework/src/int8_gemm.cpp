@@ -9,21 +9,16 @@
 #include <new>
 #include <stdexcept>
 
+#include "aligned_array.h"
+
 namespace qexp::int8_gemm {
 
 namespace {
 
+using qexp::detail::aligned_array;
+
 constexpr std::int64_t panel_width = 64;  // output channels per panel: four 16-lane registers
 constexpr std::int64_t quad = 4;          // input channels per vpdpbusd lane
-
-template <class T>
-std::shared_ptr<T> aligned_array(std::size_t count) {
-  const std::size_t bytes = std::max<std::size_t>(64, (count * sizeof(T) + 63) / 64 * 64);
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, bytes);
-  return std::shared_ptr<T>(static_cast<T*>(p), [](T* q) { std::free(q); });
-}
 
 std::int64_t panel_count(std::int64_t n) { return (n + panel_width - 1) / panel_width; }
 

@@ -5,15 +5,8 @@
 #include <qexp/int8_gemm.h>
 
 #include <cstdint>
-#include <cstring>
 
-// GCC 12 reports its own _mm512_undefined_* placeholders (used by the masked loads) as
-// uninitialized once inlined: a known false positive of the intrinsics headers.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma")
+#include "vnni_kernel.h"
 
 namespace qexp::int8_gemm::detail {
 
@@ -21,11 +14,9 @@ namespace {
 
 constexpr std::int64_t panel_width = 64;
 constexpr std::int64_t quad_bytes = panel_width * 4;  // one k-quad of a panel: 4 registers
-inline std::int32_t load_quad(const std::uint8_t* p) {
-  std::int32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
+
+using qexp::detail::vnni::load_quad;
+using qexp::detail::vnni::tail_mask;
 
 // MR rows of a (row stride lda) times one panel: MR x 4 accumulators in registers over the whole
 // K, then dequantized straight into y. Meanwhile `pf_lines` cache lines from `pf` on (this
@@ -69,8 +60,7 @@ void block(const std::uint8_t* a, std::int64_t lda, std::int64_t kq, const std::
     for (int j = 0; j < 4; ++j) {
       const std::int64_t col = col0 + 16 * j;
       if (col >= n) break;
-      const std::int64_t live = n - col;
-      const __mmask16 mask = live >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << live) - 1u);
+      const __mmask16 mask = tail_mask(n - col);
       const __m512i s = _mm512_maskz_loadu_epi32(mask, sums + col);
       const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(c[r][j], _mm512_mullo_epi32(zp, s)));
       const __m512 ws = _mm512_mul_ps(scale, _mm512_maskz_loadu_ps(mask, d.w_scale + col));

@@ -1,0 +1,32 @@
+// What the AVX-512 VNNI matmul kernels (int8_gemm_avx512.cpp, int4_gemm_avx512.cpp) share: the
+// target they are compiled for, and two helpers. Include it after every other header, in files
+// that run only once int8_gemm::vnni_available() said yes: what follows it in the file is compiled
+// for AVX-512 + VNNI whatever the rest of the build targets.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+// GCC 12 reports its own _mm512_undefined_* placeholders (used by the masked loads) as
+// uninitialized once inlined: a known false positive of the intrinsics headers.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma")
+
+namespace qexp::detail::vnni {
+
+// 4 activation codes as one 32-bit lane, the operand vpdpbusd takes broadcast.
+inline std::int32_t load_quad(const std::uint8_t* p) {
+  std::int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// The first `live` of 16 lanes (all 16 from 16 on).
+inline __mmask16 tail_mask(std::int64_t live) {
+  return live >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << live) - 1u);
+}
+
+}  // namespace qexp::detail::vnni
