@@ -1,5 +1,5 @@
 // One Linear layer, every way qexp can run it: fp32 (BLAS and oneDNN), libtorch's own dynamic
-// INT8 op (what torch.quantization.quantize_dynamic runs), and each INT8 plugin configuration,
+// INT8 op (what torch.quantization.quantize_dynamic runs), each INT8 plugin configuration and INT4,
 // on DistilBERT's Linear shapes at the sequence lengths that matter, on one thread.
 //
 //   build-x/bin/linear_bench --benchmark_min_time=0.2      # all of it (about 2 minutes)
@@ -132,6 +132,11 @@ const std::vector<plugin_config> plugin_configs{
     {"static-int8", {{"smoothquant", "true"}}, "static-int8{per_channel,u8,smoothquant}"},
     {"static-int8", {{"activations", "dynamic"}}, "static-int8{per_channel,u8,dynamic}"},
     {"static-int8", {{"activations", "dynamic"}, {"smoothquant", "true"}}, "static-int8{per_channel,u8,dynamic,smoothquant}"},
+    // Group-wise INT4 weights, u8 per-token activations (W4A8 on int4_gemm) or float (weight-only).
+    {"int4", {}, "int4{rtn,g128,asym}"},
+    {"int4", {{"symmetric", "true"}}, "int4{rtn,g128,sym}"},
+    {"int4", {{"group_size", "32"}}, "int4{rtn,g32,asym}"},
+    {"int4", {{"activations", "float"}}, "int4{rtn,g128,asym,weight-only}"},
 };
 
 // What the host does for one Linear of a calibrating plugin: begin (one input group holding the
