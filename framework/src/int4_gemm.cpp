@@ -210,20 +210,7 @@ void multiply(const std::uint8_t* a, std::int64_t m, const packed_weights& w, co
 
 namespace {
 
-// The portable passes, lane by lane as the AVX-512 ones do them (same codes).
-bool row_range_portable(const float* x, std::int64_t k, float& mn, float& mx) {
-  bool finite = true;
-  for (std::int64_t j = 0; j < k; ++j) {
-    if (!std::isfinite(x[j])) {
-      finite = false;
-      continue;
-    }
-    mn = x[j] < mn ? x[j] : mn;
-    mx = x[j] > mx ? x[j] : mx;
-  }
-  return finite;
-}
-
+// The portable quantize pass, lane by lane as the AVX-512 one does it (same codes).
 void quantize_row_portable(const float* x, std::int64_t k, float inv_scale, std::int32_t zero_point,
                            std::uint8_t* q) {
   const float lo = static_cast<float>(-zero_point), hi = static_cast<float>(255 - zero_point);
@@ -245,7 +232,7 @@ void quantize_rows(const float* x, std::int64_t m, std::int64_t k, std::uint8_t*
     for (std::int64_t r = begin; r < end; ++r) {
       const float* row = x + r * k;
       float lo = 0.f, hi = 0.f;
-      row_ok[r] = use_fast ? detail::row_range_avx512(row, k, lo, hi) : row_range_portable(row, k, lo, hi);
+      row_ok[r] = int8_gemm::row_range(row, k, lo, hi, use_fast);
       float scale = (hi - lo) / 255.f, inv = 1.f / scale;
       std::int32_t zero_point = 0;
       // A row of zeros (or subnormals) has no finite reciprocal: scale 1 codes it all as 0.

@@ -1,4 +1,4 @@
-// The AVX-512 VNNI kernel of int4_gemm.h and its activation passes. Called only after
+// The AVX-512 VNNI kernel of int4_gemm.h and its activation pass. Called only after
 // vnni_available() said yes, so the whole file is compiled for AVX-512 + VNNI whatever the rest of
 // the build targets; no standard-library templates in here (an instantiation compiled for AVX-512
 // could be the one the linker keeps for everyone).
@@ -121,9 +121,6 @@ using block_fn = void (*)(const std::uint8_t*, std::int64_t, const float*, const
 constexpr block_fn blocks[5] = {nullptr, block<1>, block<2>, block<3>, block<4>};
 constexpr std::int64_t max_rows = 4;  // measured: 3 to 6 within 5% of each other at M = 8 to 128
 
-// fpclass categories: QNaN (0x01), +Inf (0x08), -Inf (0x10), SNaN (0x80).
-constexpr int non_finite_classes = 0x01 | 0x08 | 0x10 | 0x80;
-
 }  // namespace
 
 void multiply_panels_avx512(const std::uint8_t* a, std::int64_t lda, std::int64_t m, const float* a_sums,
@@ -155,23 +152,6 @@ void group_sums_avx512(const std::uint8_t* a, std::int64_t lda, std::int64_t gro
     }
     sums[g] = static_cast<float>(_mm512_reduce_add_epi64(acc));
   }
-}
-
-bool row_range_avx512(const float* x, std::int64_t k, float& mn, float& mx) {
-  __m512 vmin = _mm512_set1_ps(mn), vmax = _mm512_set1_ps(mx);
-  __mmask16 bad_seen = 0;
-  for (std::int64_t i = 0; i < k; i += 16) {
-    const __mmask16 live = tail_mask(k - i);
-    const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
-    const __mmask16 bad = _mm512_mask_fpclass_ps_mask(live, v, non_finite_classes);
-    bad_seen |= bad;
-    const __mmask16 ok = static_cast<__mmask16>(live & ~bad);
-    vmin = _mm512_mask_min_ps(vmin, ok, vmin, v);
-    vmax = _mm512_mask_max_ps(vmax, ok, vmax, v);
-  }
-  mn = _mm512_reduce_min_ps(vmin);
-  mx = _mm512_reduce_max_ps(vmax);
-  return bad_seen == 0;
 }
 
 // The clamp happens in float before rounding (max returns its second operand for a NaN, so NaN

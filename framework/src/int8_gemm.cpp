@@ -96,6 +96,20 @@ void multiply_panels_portable(const std::uint8_t* a, std::int64_t lda, std::int6
 
 }  // namespace detail
 
+bool row_range(const float* x, std::int64_t k, float& mn, float& mx, bool fast) {
+  if (fast && vnni_available()) return detail::row_range_avx512(x, k, mn, mx);
+  bool finite = true;
+  for (std::int64_t j = 0; j < k; ++j) {
+    if (!std::isfinite(x[j])) {
+      finite = false;
+      continue;
+    }
+    mn = x[j] < mn ? x[j] : mn;
+    mx = x[j] > mx ? x[j] : mx;
+  }
+  return finite;
+}
+
 void multiply(const std::uint8_t* a, std::int64_t m, const packed_weights& w, const dequantize_args& d, float* y,
               bool fast) {
   const std::int64_t panels = panel_count(w.n()), lda = padded_k(w.k());

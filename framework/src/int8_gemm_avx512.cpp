@@ -76,7 +76,27 @@ using block_fn = void (*)(const std::uint8_t*, std::int64_t, std::int64_t, const
 constexpr block_fn blocks[7] = {nullptr, block<1>, block<2>, block<3>, block<4>, block<5>, block<6>};
 constexpr std::int64_t max_rows = 6;  // 24 accumulators + 4 weight registers + 1 broadcast of 32
 
+// fpclass categories: QNaN (0x01), +Inf (0x08), -Inf (0x10), SNaN (0x80).
+constexpr int non_finite_classes = 0x01 | 0x08 | 0x10 | 0x80;
+
 }  // namespace
+
+bool row_range_avx512(const float* x, std::int64_t k, float& mn, float& mx) {
+  __m512 vmin = _mm512_set1_ps(mn), vmax = _mm512_set1_ps(mx);
+  __mmask16 bad_seen = 0;
+  for (std::int64_t i = 0; i < k; i += 16) {
+    const __mmask16 live = tail_mask(k - i);
+    const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
+    const __mmask16 bad = _mm512_mask_fpclass_ps_mask(live, v, non_finite_classes);
+    bad_seen |= bad;
+    const __mmask16 ok = static_cast<__mmask16>(live & ~bad);
+    vmin = _mm512_mask_min_ps(vmin, ok, vmin, v);
+    vmax = _mm512_mask_max_ps(vmax, ok, vmax, v);
+  }
+  mn = _mm512_reduce_min_ps(vmin);
+  mx = _mm512_reduce_max_ps(vmax);
+  return bad_seen == 0;
+}
 
 void multiply_panels_avx512(const std::uint8_t* a, std::int64_t lda, std::int64_t m, const packed_weights& w,
                             std::int64_t p0, std::int64_t p1, const dequantize_args& d, std::int64_t row0, float* y,

@@ -14,39 +14,11 @@ namespace qexp::onednn_int8 {
 
 namespace {
 
-// fpclass categories: QNaN (0x01), +Inf (0x08), -Inf (0x10), SNaN (0x80).
-constexpr int non_finite_classes = 0x01 | 0x08 | 0x10 | 0x80;
-
 inline __mmask16 tail_mask(int64_t remaining) {
   return static_cast<__mmask16>((1u << remaining) - 1u);
 }
 
 }  // namespace
-
-void accumulate_range(const float* x, int64_t n, range& r) {
-  __m512 vmin = _mm512_set1_ps(r.min), vmax = _mm512_set1_ps(r.max);
-  __mmask16 bad_seen = 0;
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512 v = _mm512_loadu_ps(x + i);
-    const __mmask16 bad = _mm512_fpclass_ps_mask(v, non_finite_classes);
-    bad_seen |= bad;
-    vmin = _mm512_mask_min_ps(vmin, static_cast<__mmask16>(~bad), vmin, v);
-    vmax = _mm512_mask_max_ps(vmax, static_cast<__mmask16>(~bad), vmax, v);
-  }
-  if (i < n) {
-    const __mmask16 live = tail_mask(n - i);
-    const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
-    const __mmask16 bad = _mm512_mask_fpclass_ps_mask(live, v, non_finite_classes);
-    bad_seen |= bad;
-    const __mmask16 ok = static_cast<__mmask16>(live & ~bad);
-    vmin = _mm512_mask_min_ps(vmin, ok, vmin, v);
-    vmax = _mm512_mask_max_ps(vmax, ok, vmax, v);
-  }
-  r.min = _mm512_reduce_min_ps(vmin);
-  r.max = _mm512_reduce_max_ps(vmax);
-  if (bad_seen) r.all_finite = false;
-}
 
 // cvtps_epi32 rounds half to even (the default MXCSR mode) and maps NaN, Inf and out-of-range
 // values to INT32_MIN, which the clamp sends to the lowest code.

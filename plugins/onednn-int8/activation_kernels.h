@@ -1,20 +1,18 @@
-// The per-call passes around the int8 matmul, written with AVX-512 intrinsics: finding the
-// activation range, quantizing activations, and turning the s32 accumulators into float outputs.
-// Only called after cpu_supported() said yes.
+// The per-call passes around the int8 matmul, written with AVX-512 intrinsics: quantizing
+// activations and turning the s32 accumulators into float outputs (the range pass before them is
+// qexp::int8_gemm::row_range, shared with int4). Only called after cpu_supported() said yes.
 #pragma once
 
 #include <cstdint>
 
 namespace qexp::onednn_int8 {
 
+// The activation range of a row or a call, widened by int8_gemm::row_range over finite values.
 struct range {
   float min = 0.f;  // both start at 0: the quantized range must hold 0 exactly
   float max = 0.f;
   bool all_finite = true;
 };
-
-// Widens `r` by the finite values of x[0, n); non-finite values only clear r.all_finite.
-void accumulate_range(const float* x, int64_t n, range& r);
 
 // q = clamp(round(x * inv_scale) + zero_point, lo, hi); NaN and Inf land on `lo` (their rows are
 // replaced by NaN afterwards).

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <qexp/errors.h>
+#include <qexp/int8_gemm.h>
 #include <qexp/int8_weights.h>
 #include <qexp/onednn_support.h>
 
@@ -107,7 +108,7 @@ class onednn_int8_linear final : public packed_linear {
       range whole;
       for (int64_t r = 0; r < m; ++r) {
         range row;
-        accumulate_range(xp + r * k_, k_, row);
+        row.all_finite = int8_gemm::row_range(xp + r * k_, k_, row.min, row.max);
         whole.min = std::min(whole.min, row.min);
         whole.max = std::max(whole.max, row.max);
         row_finite[r] = row.all_finite;
@@ -118,7 +119,7 @@ class onednn_int8_linear final : public packed_linear {
       for (int64_t r = begin; r < end; ++r) {
         if (per_token) {
           range row;
-          accumulate_range(xp + r * k_, k_, row);
+          row.all_finite = int8_gemm::row_range(xp + r * k_, k_, row.min, row.max);
           row_finite[r] = row.all_finite;
           params[r] = choose_params(row, type);
         }

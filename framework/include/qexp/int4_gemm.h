@@ -126,8 +126,6 @@ void multiply_panels_portable(const std::uint8_t* a, std::int64_t lda, std::int6
                               std::int64_t row0, float* y, std::int64_t ldy);
 // sums[g] = the sum of one row's codes a[0, lda) over group g, as a float.
 void group_sums_avx512(const std::uint8_t* a, std::int64_t lda, std::int64_t group_size, float* sums);
-// Range of the finite values of one row, widening [mn, mx]; false when it holds a NaN or an Inf.
-bool row_range_avx512(const float* x, std::int64_t k, float& mn, float& mx);
 // q[j] = clamp(round(x[j] * inv_scale), -zero_point, 255 - zero_point) + zero_point (NaN: 0).
 void quantize_row_avx512(const float* x, std::int64_t k, float inv_scale, std::int32_t zero_point, std::uint8_t* q);
 }  // namespace detail

@@ -69,7 +69,13 @@ struct dequantize_args {
 void multiply(const std::uint8_t* a, std::int64_t m, const packed_weights& w, const dequantize_args& d, float* y,
               bool fast = true);
 
+// The range pass of per-call activation quantization (int4_gemm::quantize_rows, onednn-int8):
+// widens [mn, mx] by the finite values of x[0, k); false when x holds a NaN or an Inf. AVX-512
+// when `fast` and vnni_available(), else portable C++: the same result.
+bool row_range(const float* x, std::int64_t k, float& mn, float& mx, bool fast = true);
+
 namespace detail {
+bool row_range_avx512(const float* x, std::int64_t k, float& mn, float& mx);
 // One kernel call: rows [0, m) of a (row stride lda) times panels [p0, p1) of w, dequantized
 // into y (row stride ldy). Exposed for the tests, which pit the two against each other.
 void multiply_panels_avx512(const std::uint8_t* a, std::int64_t lda, std::int64_t m, const packed_weights& w,
