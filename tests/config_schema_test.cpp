@@ -339,3 +339,10 @@ TEST(config_schema, aliases_that_expand_past_a_bound_are_refused_not_walked) {
             "x.yaml:5:22: more than 100000 values (key 'x4.7.8.8.7.4'); expected a config of fewer values (do aliases "
             "repeat aliases?)");
 }
+
+TEST(config_schema, a_set_key_that_is_not_utf8_or_holds_nul_is_refused) {
+  EXPECT_EQ(load_error(minimal_config(), {"quantizers.0.options.gr\xa7n=1"}),
+            "--set quantizers.0.options.gr\xa7n=1: byte 23 of the key is 0xA7, not UTF-8; expected UTF-8 text");
+  EXPECT_EQ(load_error(minimal_config(), {std::string("descr\0iption=x", 14)}),
+            "--set descr\\0iption=x: NUL byte at byte 5 of the key; expected text without NUL");
+}

@@ -464,6 +464,16 @@ void apply_overrides(YAML::Node& document, const std::vector<std::string>& assig
     if (eq == std::string::npos || eq == 0)
       throw config_error("--set " + assignment + ": expected key.path=value");
     const std::string key = assignment.substr(0, eq);
+    // The key's parts become keys of the document: the rules for text in the file hold for them too.
+    if (const auto nul = key.find('\0'); nul != std::string::npos) {
+      std::string shown;  // a NUL would end the message
+      for (const char c : assignment) shown += c == '\0' ? std::string("\\0") : std::string(1, c);
+      throw config_error("--set " + shown + ": NUL byte at byte " + std::to_string(nul) +
+                         " of the key; expected text without NUL");
+    }
+    if (const auto bad = invalid_utf8_offset(key); bad != std::string::npos)
+      throw config_error("--set " + assignment + ": byte " + std::to_string(bad) + " of the key is " +
+                         hex_byte(static_cast<unsigned char>(key[bad])) + ", not UTF-8; expected UTF-8 text");
     YAML::Node value;
     try {
       value = YAML::Load(assignment.substr(eq + 1));
