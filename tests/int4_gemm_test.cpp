@@ -92,11 +92,11 @@ TEST(Int4Gemm, PackingRoundTripsBitForBit) {
         EXPECT_EQ(back.zero_points, q.zero_points);
         ASSERT_EQ(back.scales.size(), q.scales.size());
         EXPECT_EQ(0, std::memcmp(back.scales.data(), q.scales.data(), q.scales.size() * sizeof(float)));
-        // Half a byte per weight in panels of 64 channels, k rounded up to 4; a float scale (and
-        // zero point) per channel and group; one float column term per channel.
+        // Half a byte per weight in panels of 64 channels, k rounded up to 4; a float scale (and a
+        // byte zero point) per channel and group; one float column term per channel.
         const std::size_t panels = static_cast<std::size_t>((n + 63) / 64);
         const std::size_t cells = panels * 64 * static_cast<std::size_t>(group_count(k, group));
-        EXPECT_EQ(w.bytes(), panels * 32 * static_cast<std::size_t>(padded_k(k)) + cells * (symmetric ? 4 : 8) +
+        EXPECT_EQ(w.bytes(), panels * 32 * static_cast<std::size_t>(padded_k(k)) + cells * (symmetric ? 4 : 5) +
                                  panels * 64 * 4);
       }
 }

@@ -77,7 +77,7 @@ packed_weights::packed_weights(const quantized_weights& q) : n_(q.n), k_(q.k), g
   const std::int64_t kq = padded_k(k_) / quad, panels = panel_count(n_), gs = groups();
   codes_ = aligned_array<std::uint8_t>(static_cast<std::size_t>(panels * kq * quad_bytes));
   scales_ = aligned_array<float>(static_cast<std::size_t>(panels * gs * panel_width));
-  if (!q.symmetric()) zero_points_ = aligned_array<float>(static_cast<std::size_t>(panels * gs * panel_width));
+  if (!q.symmetric()) zero_points_ = aligned_array<std::uint8_t>(static_cast<std::size_t>(panels * gs * panel_width));
   column_terms_ = aligned_array<float>(static_cast<std::size_t>(std::max<std::int64_t>(panels, 1) * panel_width));
   for (std::int64_t row = 0; row < n_; ++row) {
     const std::int64_t p = row / panel_width, lane = row % panel_width;
@@ -97,7 +97,7 @@ packed_weights::packed_weights(const quantized_weights& q) : n_(q.n), k_(q.k), g
         sum += q.codes[static_cast<std::size_t>(row * k_ + j)] - z;
       term += static_cast<double>(q.scales[cell]) * static_cast<double>(sum);
       scales_.get()[(p * gs + g) * panel_width + lane] = q.scales[cell];
-      if (zero_points_) zero_points_.get()[(p * gs + g) * panel_width + lane] = static_cast<float>(z);
+      if (zero_points_) zero_points_.get()[(p * gs + g) * panel_width + lane] = static_cast<std::uint8_t>(z);
     }
     column_terms_.get()[row] = static_cast<float>(term);
   }
@@ -106,7 +106,7 @@ packed_weights::packed_weights(const quantized_weights& q) : n_(q.n), k_(q.k), g
 std::size_t packed_weights::bytes() const {
   const std::int64_t panels = panel_count(n_), cells = panels * groups() * panel_width;
   return static_cast<std::size_t>(panels * (padded_k(k_) / quad) * quad_bytes + cells * 4 +
-                                  (zero_points_ ? cells * 4 : 0) + panels * panel_width * 4);
+                                  (zero_points_ ? cells : 0) + panels * panel_width * 4);
 }
 
 quantized_weights packed_weights::unpack() const {
@@ -129,7 +129,7 @@ quantized_weights packed_weights::unpack() const {
     for (std::int64_t g = 0; g < gs; ++g) {
       const std::int64_t at = (p * gs + g) * panel_width + lane;
       q.scales[static_cast<std::size_t>(row * gs + g)] = scales_.get()[at];
-      if (zero_points_) q.zero_points[static_cast<std::size_t>(row * gs + g)] = static_cast<std::uint8_t>(zero_points_.get()[at]);
+      if (zero_points_) q.zero_points[static_cast<std::size_t>(row * gs + g)] = zero_points_.get()[at];
     }
   }
   return q;
@@ -157,7 +157,7 @@ void multiply_panels_portable(const std::uint8_t* a, std::int64_t lda, std::int6
               sum += static_cast<std::int32_t>(a[r * lda + q * quad + i]) * (at.high ? byte >> 4 : byte & 0x0F);
             }
           const std::int64_t cell = (p * gs + g) * panel_width + lane;
-          const float z = w.zero_points() ? w.zero_points()[cell] : static_cast<float>(symmetric_zero_point);
+          const float z = static_cast<float>(w.zero_points() ? w.zero_points()[cell] : symmetric_zero_point);
           const float t = std::fma(-z, a_sums[r * gs + g], static_cast<float>(sum));
           acc = std::fma(w.scales()[cell], t, acc);
         }

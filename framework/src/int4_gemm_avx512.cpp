@@ -55,7 +55,7 @@ void block(const std::uint8_t* a, std::int64_t lda, const float* a_sums, const p
   const std::int64_t kq = lda / 4, gs = w.groups(), gq = w.group_size() / 4, n = w.n();
   const std::uint8_t* panel = w.codes() + p * kq * quad_bytes;
   const float* scales = w.scales() + p * gs * panel_width;
-  const float* zeros = w.zero_points() ? w.zero_points() + p * gs * panel_width : nullptr;
+  const std::uint8_t* zeros = w.zero_points() ? w.zero_points() + p * gs * panel_width : nullptr;
   const __m512i low = _mm512_set1_epi8(0x0F);
   const __m512 symmetric_zero = _mm512_set1_ps(static_cast<float>(symmetric_zero_point));
 
@@ -81,11 +81,13 @@ void block(const std::uint8_t* a, std::int64_t lda, const float* a_sums, const p
     for (; q < q_end; ++q) quad<MR>(c[0], a, lda, q, panel + q * quad_bytes, low);
     // The group ends: t = float(sum) - zero_point * A (exact), acc = fma(scale, t, acc).
     const float* sg = scales + g * panel_width;
-    const float* zg = zeros ? zeros + g * panel_width : nullptr;
+    const std::uint8_t* zg = zeros ? zeros + g * panel_width : nullptr;
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       const __m512 s = _mm512_load_ps(sg + 16 * j);
-      const __m512 z = zg ? _mm512_load_ps(zg + 16 * j) : symmetric_zero;
+      const __m512 z =
+          zg ? _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(zg + 16 * j))))
+             : symmetric_zero;
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         const __m512i total = chains == 2 ? _mm512_add_epi32(c[0][r][j], c[chains - 1][r][j]) : c[0][r][j];

@@ -46,7 +46,7 @@ settings parse_settings(const option_values& values) {
 }
 
 double bytes_per_weight(const settings& s) {
-  const double per_group = s.format.symmetric ? 4.0 : 8.0;
+  const double per_group = s.format.symmetric ? 4.0 : 5.0;
   const double packed = 0.5 + per_group / static_cast<double>(s.format.group_size);
   return s.activations == activation_mode::int8 ? packed : packed + 4.0;
 }

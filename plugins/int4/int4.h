@@ -38,7 +38,7 @@ settings parse_settings(const option_values& values);
 std::unique_ptr<linear_quantizer> make_quantizer(const settings& s);
 
 // What packed_bytes() is per weight (for the conformance budget): half a byte of codes, a float
-// scale (and a float zero point) per group, and the float weight too in weight-only mode.
+// scale (and a byte zero point) per group, and the float weight too in weight-only mode.
 double bytes_per_weight(const settings& s);
 
 }  // namespace qexp::int4

@@ -20,8 +20,8 @@
 // Layout (docs/plugins.md, "int4"): panels of 64 output channels; per panel and group of 4 input
 // channels, 128 bytes: two 64-byte chunks, chunk c's low nibbles holding channels 32c..32c+15 and
 // its high nibbles channels 32c+16..32c+31, each channel's 4 k's adjacent (vpdpbusd's operand
-// once masked or shifted). Per panel and group, 64 float scales (and 64 float zero points when
-// asymmetric) the kernel loads as they are. K padded to a multiple of 4, N to 64, with code 0.
+// once masked or shifted). Per panel and group, 64 float scales (and 64 byte zero points when
+// asymmetric). K padded to a multiple of 4, N to 64, with code 0.
 #pragma once
 
 #include <qexp/int8_gemm.h>
@@ -77,20 +77,21 @@ class packed_weights {
   std::int64_t group_size() const { return group_size_; }
   std::int64_t groups() const { return group_count(k_, group_size_); }
   bool symmetric() const { return !zero_points_; }
-  // Bytes of the packed codes, scales, zero points and column terms.
+  // Bytes of the packed codes, scales, zero points and column terms: half a byte per weight, 4
+  // (symmetric) or 5 bytes per channel and group, 4 per channel; n padded to 64, k to 4.
   std::size_t bytes() const;
   // Back to what was packed, bit for bit.
   quantized_weights unpack() const;
 
   const std::uint8_t* codes() const { return codes_.get(); }         // [panels][k / 4][128]
   const float* scales() const { return scales_.get(); }              // [panels][groups][64]
-  const float* zero_points() const { return zero_points_.get(); }    // [panels][groups][64] or null
+  const std::uint8_t* zero_points() const { return zero_points_.get(); }  // [panels][groups][64] or null
   const float* column_terms() const { return column_terms_.get(); }  // [panels * 64]
 
  private:
   std::int64_t n_ = 0, k_ = 0, group_size_ = 0;
-  std::shared_ptr<std::uint8_t> codes_;  // 64-byte aligned
-  std::shared_ptr<float> scales_, zero_points_, column_terms_;
+  std::shared_ptr<std::uint8_t> codes_, zero_points_;  // 64-byte aligned
+  std::shared_ptr<float> scales_, column_terms_;
 };
 
 // How sums become outputs (int8_gemm::dequantize_args without the weight scale, which is per group
