@@ -15,7 +15,7 @@ namespace {
 constexpr std::int64_t panel_width = 64;
 constexpr std::int64_t quad_bytes = 128;  // one k-quad of a panel: 64 channels x 4 nibbles
 
-using qexp::detail::vnni::load_quad;
+using qexp::detail::vnni::multiply_quad;
 using qexp::detail::vnni::tail_mask;
 
 // One quad (4 input channels) of a panel against MR rows: two 64-byte loads, four registers of
@@ -30,13 +30,7 @@ __attribute__((always_inline)) inline void quad(__m512i (&c)[MR][4], const std::
   const __m512i w2 = _mm512_and_si512(v1, low);
   const __m512i w3 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), low);
 #pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) {
-    const __m512i av = _mm512_set1_epi32(load_quad(a + r * lda + q * 4));
-    c[r][0] = _mm512_dpbusd_epi32(c[r][0], av, w0);
-    c[r][1] = _mm512_dpbusd_epi32(c[r][1], av, w1);
-    c[r][2] = _mm512_dpbusd_epi32(c[r][2], av, w2);
-    c[r][3] = _mm512_dpbusd_epi32(c[r][3], av, w3);
-  }
+  for (int r = 0; r < MR; ++r) multiply_quad(c[r], a + r * lda + q * 4, w0, w1, w2, w3);
 }
 
 // MR rows of a times one panel. The s32 sums run over the whole K, and a group's sum is the

@@ -15,7 +15,7 @@ namespace {
 constexpr std::int64_t panel_width = 64;
 constexpr std::int64_t quad_bytes = panel_width * 4;  // one k-quad of a panel: 4 registers
 
-using qexp::detail::vnni::load_quad;
+using qexp::detail::vnni::multiply_quad;
 using qexp::detail::vnni::tail_mask;
 
 // MR rows of a (row stride lda) times one panel: MR x 4 accumulators in registers over the whole
@@ -41,13 +41,7 @@ void block(const std::uint8_t* a, std::int64_t lda, std::int64_t kq, const std::
     const __m512i b2 = _mm512_load_si512(b + 128);
     const __m512i b3 = _mm512_load_si512(b + 192);
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      const __m512i av = _mm512_set1_epi32(load_quad(a + r * lda + q * 4));
-      c[r][0] = _mm512_dpbusd_epi32(c[r][0], av, b0);
-      c[r][1] = _mm512_dpbusd_epi32(c[r][1], av, b1);
-      c[r][2] = _mm512_dpbusd_epi32(c[r][2], av, b2);
-      c[r][3] = _mm512_dpbusd_epi32(c[r][3], av, b3);
-    }
+    for (int r = 0; r < MR; ++r) multiply_quad(c[r], a + r * lda + q * 4, b0, b1, b2, b3);
   }
 
 #pragma GCC unroll 8

@@ -24,6 +24,17 @@ inline std::int32_t load_quad(const std::uint8_t* p) {
   return v;
 }
 
+// One row's step of a panel: its 4 codes at `a` broadcast against 64 channels' 4 weights each
+// (4 registers of 16 channels), into the row's 4 accumulators.
+__attribute__((always_inline)) inline void multiply_quad(__m512i (&c)[4], const std::uint8_t* a, __m512i b0,
+                                                         __m512i b1, __m512i b2, __m512i b3) {
+  const __m512i av = _mm512_set1_epi32(load_quad(a));
+  c[0] = _mm512_dpbusd_epi32(c[0], av, b0);
+  c[1] = _mm512_dpbusd_epi32(c[1], av, b1);
+  c[2] = _mm512_dpbusd_epi32(c[2], av, b2);
+  c[3] = _mm512_dpbusd_epi32(c[3], av, b3);
+}
+
 // The first `live` of 16 lanes (all 16 from 16 on).
 inline __mmask16 tail_mask(std::int64_t live) {
   return live >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << live) - 1u);
