@@ -75,6 +75,16 @@ axis nice_axis(double min, double max, bool include_zero, double min_span) {
     max += (max - min) * 0.08;
   }
   double raw = (max - min) / 5;
+  axis a;
+  // A span that overflows (values near 1e308) or too small for the values' precision (an accuracy
+  // of 6e13: a step of 0.2 no longer changes the value): the two ends as ticks, rather than a step
+  // of 0 or inf or a tick loop that never advances.
+  if (!(std::isfinite(raw) && raw > 0 && min + raw > min && max - raw < max)) {
+    a.lo = min;
+    a.hi = max;
+    a.ticks = {min, max};
+    return a;
+  }
   double magnitude = std::pow(10, std::floor(std::log10(raw)));
   double step = magnitude;
   for (double m : {1.0, 2.0, 2.5, 5.0, 10.0}) {
@@ -83,11 +93,11 @@ axis nice_axis(double min, double max, bool include_zero, double min_span) {
       break;
     }
   }
-  axis a;
   a.lo = std::floor(min / step + 1e-9) * step;
   a.hi = std::ceil(max / step - 1e-9) * step;
   if (a.hi <= a.lo) a.hi = a.lo + step;
-  for (double t = a.lo; t <= a.hi + step * 1e-6; t += step) a.ticks.push_back(std::abs(t) < step * 1e-9 ? 0 : t);
+  for (double t = a.lo; t <= a.hi + step * 1e-6 && a.ticks.size() < 64; t += step)
+    a.ticks.push_back(std::abs(t) < step * 1e-9 ? 0 : t);
   a.decimals = std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9)));
   if (std::abs(step / std::pow(10, -a.decimals) - 2.5) < 1e-6) ++a.decimals;
   return a;

@@ -93,7 +93,9 @@ std::string format_times(const std::optional<double>& v, int decimals, const std
 namespace {
 
 std::string plural(double n, const char* one, const char* many) {
-  std::string count = n == std::floor(n) ? std::to_string(static_cast<long long>(n)) : fixed(n, 1);
+  // Whole counts as integers; one beyond a long long (a corrupt file) as its digits, not a wrapped cast.
+  std::string count = n != std::floor(n) ? fixed(n, 1) : std::abs(n) < 1e15 ? std::to_string(static_cast<long long>(n))
+                                                                             : fixed(n, 0);
   return count + " " + (n == 1 ? one : many);
 }
 

@@ -311,6 +311,26 @@ TEST(report_html, survives_runs_with_missing_sections_and_no_results) {
   EXPECT_NE(html.find("int8, per-tensor (no accuracy)"), std::string::npos);
 }
 
+TEST(report_html, survives_numbers_too_large_to_plot_or_count) {
+  // An accuracy of 6e13 (6e15 percent): a tick step of 0.2 no longer changes a value that large,
+  // so the tick loop never ended.
+  json run = synthetic_run();
+  for (auto& r : run["results"]) r["accuracy"]["accuracy"] = 6e13;
+  std::string html = qexp::report_html({run});
+  EXPECT_EQ(count(html, "<svg"), count(html, "</svg>"));
+  EXPECT_FALSE(svg_by_id(html, "accuracy-vs-size").empty());
+  // Spans that overflow a double, and a thread count beyond a long long (a wrapped cast before).
+  for (auto& r : run["results"]) {
+    r["accuracy"]["accuracy"] = -1e308;
+    r["size"]["file_bytes"] = 1e308;
+  }
+  run["results"][0]["accuracy"]["accuracy"] = 1e308;
+  html = qexp::report_html({run});
+  EXPECT_EQ(count(html, "<svg"), count(html, "</svg>"));
+  const json entry = {{"batch_size", 1}, {"threads", 1e19}, {"tokens", 22}};
+  EXPECT_EQ(qexp::detail::latency_setting(entry, false), "batch 1, 10000000000000000000 threads, 22 tokens");
+}
+
 TEST(report_html, flags_a_run_written_before_it_finished) {
   json run = synthetic_run();
   EXPECT_EQ(qexp::report_html({run}).find("Incomplete run"), std::string::npos);
