@@ -158,6 +158,16 @@ schema_node ptq_schema() {
        })},
       {"measure",
        schema_node::map_of({
+           {"isolate", schema_node::of(value_kind::boolean,
+                                       "measure each quantizer in a child process of its own, so a plugin that "
+                                       "crashes (segfault, abort, a throw that is not a std::exception) costs only "
+                                       "its row; the baseline runs in qexp's own process")
+                           .with_default(true)},
+           {"timeout_s", schema_node::of(value_kind::number,
+                                         "seconds one quantizer (prepare and every measurement) may take before its "
+                                         "child process is killed and the row fails (0: no limit; needs isolate)")
+                             .at_least(0)
+                             .with_default(0)},
            {"size", schema_node::map_of({{"enabled", schema_node::of(value_kind::boolean).with_default(true)}})},
            {"latency",
             schema_node::map_of({
@@ -223,6 +233,11 @@ ptq_config ptq_config_from(const YAML::Node& r, const config_source& source) {
     c.quantizers.push_back(quantizer_from(r["quantizers"][i], source, "quantizers." + std::to_string(i)));
   const YAML::Node m = r["measure"];
   c.measure_size = m["size"]["enabled"].as<bool>();
+  c.isolate = m["isolate"].as<bool>();
+  c.timeout_s = m["timeout_s"].as<double>();
+  if (c.timeout_s > 0 && !c.isolate)
+    throw config_error(location_of(source, "measure.timeout_s") +
+                       ": measure.timeout_s needs measure.isolate: true (only a child process can be stopped)");
   c.latency.enabled = m["latency"]["enabled"].as<bool>();
   c.latency.warmup = m["latency"]["warmup"].as<int>();
   c.latency.iterations = m["latency"]["iterations"].as<int>();

@@ -63,6 +63,9 @@ struct ptq_config {
   std::vector<quantizer_entry> quantizers;
   calibration_settings calibration;
   bool measure_size = true;
+  // Each quantizer measured in a child process (qexp/isolation.h): a crash costs only its row.
+  bool isolate = true;
+  double timeout_s = 0;  // per quantizer, with isolate; 0: no limit
   latency_settings latency;
   accuracy_settings accuracy;
   layer_error_settings layer_error;

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <ctime>
 #include <iostream>
 #include <map>
@@ -23,6 +24,8 @@
 #include "qexp/distilbert.h"
 #include "qexp/environment.h"
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
+#include "qexp/isolation.h"
 #include "qexp/latency_stats.h"
 #include "qexp/quantized_checkpoint.h"
 #include "qexp/recipe.h"
@@ -329,10 +332,19 @@ paired_latency measure_latency(const workload& w, distilbert_classifier& baselin
   return out;
 }
 
+// Set in the environment of a child process that measures one quantizer (measure.isolate).
+constexpr const char* worker_variable = "QEXP_PTQ_WORKER";
+
+// Called as each part of a quantizer's measurement starts, with what is measured so far: in a
+// child process it sends both to the parent, which keeps them if the child dies.
+using stage_hook = std::function<void(const char* stage, const json& result_so_far)>;
+
 class ptq_run {
  public:
-  ptq_run(const ptq_config& config, const YAML::Node& resolved, const run_request& request)
-      : config_(config), request_(request) {
+  // A worker (run_worker) writes nothing but its checkpoint, into the parent's folder.
+  ptq_run(const ptq_config& config, const YAML::Node& resolved, const run_request& request, bool worker)
+      : config_(config), request_(request), resolved_text_(to_yaml_text(resolved)) {
+    if (worker) return;
     const fs::path root = request.out_root.empty() ? fs::path(config.output_dir) : request.out_root;
     if (request.results_dir.empty()) {
       dir_ = make_run_dir(root, config.name);
@@ -369,29 +381,29 @@ class ptq_run {
     json base = result_header(baseline);
     base["is_baseline"] = true;
     at::Tensor base_probs, base_probe;
-    measure(w, baseline, nullptr, base, base_probs, base_probe);
+    measure(w, baseline, nullptr, base, base_probs, base_probe, 0, nullptr);
     record(base);
+    if (config_.isolate && !config_.quantizers.empty()) save_baseline_for_workers(base_probs, base_probe);
 
     int failures = 0;
     for (std::size_t i = 0; i < config_.quantizers.size(); ++i) {
       const auto& entry = config_.quantizers[i];
       spdlog::info("[{}/{}] {}", i + 1, config_.quantizers.size(), entry.label);
+      // results.json names the quantizer before it runs, so a run killed now says which one it was.
       json result = {{"label", entry.label}, {"plugin", plugins_of(entry)}, {"options", options_of(entry)},
-                     {"is_baseline", false}, {"status", "running"}};
-      try {
-        candidate c = build_candidate(w, entry, *request_.plugins);
-        result = result_header(c);
-        measure(w, c, &baseline, result, base_probs, base_probe);
-        result["status"] = "ok";
-      } catch (const std::exception& e) {
+                     {"is_baseline", false}, {"status", "running"}, {"error", nullptr}};
+      const std::size_t row = record(result);
+      result = config_.isolate ? measure_in_child(entry, result, row)
+                               : measure_quantizer(w, entry, baseline, result, base_probs, base_probe, row, nullptr);
+      if (result["status"] != "ok") {
         // Recorded with whatever was measured before the failure; the next quantizer still runs.
         ++failures;
-        result["status"] = "failed";
-        result["error"] = error_message(e);
-        spdlog::error("{}: {}", entry.label, error_message(e));
+        spdlog::error("{}: {}", entry.label, result["error"].get<std::string>());
       }
-      record(result);
+      doc_["results"][row] = result;
+      write_results();
     }
+    if (!baseline_file_.empty()) fs::remove(baseline_file_);
     doc_["experiment"]["complete"] = true;
     write_results();
     std::cout << summary_table({doc_});
@@ -480,12 +492,126 @@ class ptq_run {
     return out;
   }
 
-  // Fills `result` section by section, so a failure keeps what was already measured.
+  // One quantizer, prepared and measured; never throws: a failure is the returned row's status and
+  // error, with what was measured before it.
+  json measure_quantizer(workload& w, const quantizer_entry& entry, candidate& baseline, json result,
+                         at::Tensor& base_probs, at::Tensor& base_probe, std::size_t row, const stage_hook& hook) {
+    const char* stage = "preparing";
+    const stage_hook track = [&](const char* next, const json& so_far) {
+      stage = next;
+      if (hook) hook(next, so_far);
+    };
+    try {
+      track("preparing", result);
+      candidate c = build_candidate(w, entry, *request_.plugins);
+      result = result_header(c);
+      measure(w, c, &baseline, result, base_probs, base_probe, row, track);
+      result["status"] = "ok";
+    } catch (const std::exception& e) {
+      result["status"] = "failed";
+      result["error"] = error_message(e);
+    } catch (...) {
+      result["status"] = "failed";
+      result["error"] = "'" + entry.label + "': a plugin threw something that is not a std::exception while " +
+                        stage + "; expected plugins to throw std::exception";
+    }
+    return result;
+  }
+
+  // measure_quantizer in a child process: this program again, same command line, told by
+  // worker_variable which row to measure (run_worker). The child sends the row as each stage
+  // starts and when it is done; when it dies instead, the row is the last one it sent, failed, with
+  // how the process ended and the stage it was in.
+  json measure_in_child(const quantizer_entry& entry, const json& result, std::size_t row) {
+    const json job = {{"quantizer", row - 1},
+                      {"results_dir", dir_.string()},
+                      {"baseline", baseline_file_.string()},
+                      {"config_digest", config_digest()},
+                      {"row", result}};
+    const isolated_run child =
+        run_isolated(this_program_command_line(), {{worker_variable, job.dump()}}, config_.timeout_s);
+    json last = result;
+    std::string stage = "starting";
+    for (const auto& message : child.messages) {
+      const json m = json::parse(message, nullptr, false);
+      if (m.is_discarded() || !m.is_object() || !m.contains("result")) continue;
+      if (m.value("done", false)) return m["result"];
+      last = m["result"];
+      stage = m.value("stage", stage);
+    }
+    const char* cause = child.timed_out ? "" : child.signal > 0 ? " (a crash in a plugin, most likely)"
+                                                                : " (its error is in the log above)";
+    last["status"] = "failed";
+    last["error"] = "'" + entry.label + "': its process " + child.ending("measure.timeout_s") + " while " + stage +
+                    cause + "; the sections measured before are kept";
+    last["process"] = {{"exit_status", child.exit_status >= 0 ? json(child.exit_status) : json(nullptr)},
+                       {"signal", child.signal > 0 ? json(child.signal) : json(nullptr)},
+                       {"timed_out", child.timed_out},
+                       {"stage", stage},
+                       {"seconds", child.seconds}};
+    return last;
+  }
+
+ public:
+  // The child's side of measure_in_child: loads what the parent loaded, measures one quantizer
+  // against the parent's baseline predictions, sends the row. Returns the exit code.
+  int run_worker(const json& job) {
+    const auto& channel = parent_channel();
+    if (!channel) throw error(std::string(worker_variable) + " is set, but this process was not started by qexp run");
+    if (job.value("config_digest", std::string()) != config_digest())
+      throw config_error(config_.source_file.string() + ": the config changed while the experiment ran; expected "
+                         "what the run started with");
+    dir_ = job.at("results_dir").get<std::string>();
+    const auto index = job.at("quantizer").get<std::size_t>();
+    if (index >= config_.quantizers.size()) throw error("worker: no quantizer " + std::to_string(index));
+    workload w = load_workload();
+    candidate baseline = build_candidate(w, config_.baseline, *request_.plugins);
+    const json saved = json::parse(read_regular_file(job.at("baseline").get<std::string>(), "the baseline's predictions"));
+    baseline_bytes_ = saved.at("checkpoint_bytes").get<double>();
+    at::Tensor base_probs, base_probe;
+    if (!saved.at("probabilities").is_null()) {
+      const auto probs = saved.at("probabilities").get<std::vector<double>>();
+      const auto probe = saved.at("probe").get<std::vector<double>>();
+      base_probs = at::tensor(probs, at::kDouble).view({static_cast<std::int64_t>(w.ids.size()), -1});
+      base_probe = at::tensor(probe, at::kDouble);
+    }
+    const auto send = [&](const json& message) { channel(message.dump(-1, ' ', false, json::error_handler_t::replace)); };
+    const json done = measure_quantizer(w, config_.quantizers[index], baseline, job.at("row"), base_probs, base_probe,
+                                        index + 1, [&](const char* stage, const json& so_far) {
+                                          send({{"stage", stage}, {"result", so_far}});
+                                        });
+    send({{"done", true}, {"result", done}});
+    return 0;
+  }
+
+ private:
+  // What a worker checks it was started with the same config as its parent.
+  std::string config_digest() const { return std::to_string(std::hash<std::string>{}(resolved_text_)); }
+
+  // The baseline's predictions and checkpoint size, for the workers (a temporary file).
+  void save_baseline_for_workers(const at::Tensor& base_probs, const at::Tensor& base_probe) {
+    json saved = {{"checkpoint_bytes", baseline_bytes_}, {"probabilities", nullptr}, {"probe", nullptr}};
+    if (base_probs.defined()) {
+      const auto p = base_probs.contiguous(), q = base_probe.contiguous();
+      saved["probabilities"] = std::vector<double>(p.data_ptr<double>(), p.data_ptr<double>() + p.numel());
+      saved["probe"] = std::vector<double>(q.data_ptr<double>(), q.data_ptr<double>() + q.numel());
+    }
+    baseline_file_ = fs::temp_directory_path() /
+                     ("qexp-baseline-" + std::to_string(::getpid()) + "-" + utc_stamp("%Y%m%d%H%M%S") + ".json");
+    write_text_atomically(baseline_file_, saved.dump() + "\n");
+  }
+
+  // Fills `result` section by section, so a failure keeps what was already measured; `hook` (may be
+  // empty) hears of each section before it starts.
   void measure(const workload& w, candidate& c, candidate* baseline, json& result, at::Tensor& base_probs,
-               at::Tensor& base_probe) {
+               at::Tensor& base_probe, std::size_t row, const stage_hook& hook) {
     const bool is_baseline = baseline == nullptr;
+    const auto stage = [&](const char* name) {
+      if (hook) hook(name, result);
+    };
     if (config_.measure_size) {
-      const std::string file = "checkpoint-" + std::to_string(doc_["results"].size()) + ".safetensors";
+      stage("saving the checkpoint");
+      const std::string file = "checkpoint-" + std::to_string(row) + ".safetensors";
       result["size"] = save_checkpoint(c, dir_ / file);
       baseline_bytes_ = is_baseline ? result["size"]["file_bytes"].get<double>() : baseline_bytes_;
       result["size"]["ratio_to_fp32"] = result["size"]["file_bytes"].get<double>() / baseline_bytes_;
@@ -499,6 +625,7 @@ class ptq_run {
     std::string not_finite;
     try {
       if (config_.accuracy.enabled) {
+        stage("measuring accuracy");
         auto probs = predict_probabilities(c.model(), w, config_.accuracy.batch_size, c.entry->label + " accuracy");
         if (const auto bad = (~at::isfinite(probs)).any(1).sum().item<std::int64_t>(); bad > 0) {
           not_finite = "the model's outputs are not finite (NaN or inf) on " + std::to_string(bad) + " of " +
@@ -511,6 +638,7 @@ class ptq_run {
         }
       }
       if (config_.layer_error.enabled) {
+        stage("measuring layer errors");
         std::vector<std::string> bad_layers;
         result["layer_error"] = is_baseline ? json::array() : layer_error_json(w, c, &bad_layers);
         if (!bad_layers.empty())
@@ -526,14 +654,17 @@ class ptq_run {
     if (!not_finite.empty())
       throw error("'" + c.entry->label + "': " + not_finite + "; expected finite outputs (are the weights finite?)");
     if (config_.latency.enabled) {
+      stage("measuring latency");
       auto latency = measure_latency(w, is_baseline ? c.model() : baseline->model(), is_baseline ? nullptr : &c.model());
       result["latency"] = is_baseline ? latency.baseline : latency.candidate;
     }
   }
 
-  void record(const json& result) {
+  // Appends a row and writes results.json; returns the row's index.
+  std::size_t record(const json& result) {
     doc_["results"].push_back(result);
     write_results();
+    return doc_["results"].size() - 1;
   }
 
   void write_results() {
@@ -554,6 +685,8 @@ class ptq_run {
 
   const ptq_config& config_;
   const run_request& request_;
+  const std::string resolved_text_;
+  fs::path baseline_file_;  // the baseline's predictions for the workers, while quantizers run
   fs::path dir_;
   json doc_;
   double baseline_bytes_ = 1;
@@ -565,7 +698,13 @@ class ptq_run {
 int run_ptq(const ptq_config& config, const YAML::Node& resolved, const run_request& request) {
   if (!request.plugins) throw error("run_ptq: no plugin registry");
   c10::InferenceMode inference;
-  ptq_run run(config, resolved, request);
+  if (const char* job = std::getenv(worker_variable)) {
+    const json parsed = json::parse(job, nullptr, false);
+    if (parsed.is_discarded() || !parsed.is_object()) throw error(std::string(worker_variable) + " is not a JSON object");
+    ptq_run worker(config, resolved, request, true);
+    return worker.run_worker(parsed);
+  }
+  ptq_run run(config, resolved, request, false);
   return run.run();
 }
 

@@ -203,6 +203,31 @@ TEST(check_plugin, survives_a_plugin_that_throws_an_int) {
   EXPECT_NE(r.output.find(" failed"), std::string::npos) << r.output;
 }
 
+// Issue 17: each case runs in a child process, so a crash or a hang fails its case, not the suite.
+TEST(check_plugin, a_plugin_that_segfaults_aborts_or_hangs_fails_its_case_with_exit_1) {
+  auto segfault = test::run_qexp("check-plugin segfaults " + in("segfaults"));
+  EXPECT_EQ(segfault.exit_code, 1) << segfault.output;
+  EXPECT_NE(segfault.output.find("FAIL case_runs_to_the_end: the case's process "), std::string::npos)
+      << segfault.output;
+#ifndef __SANITIZE_ADDRESS__  // AddressSanitizer reports the fault itself and exits with status 1
+  EXPECT_NE(segfault.output.find("was killed by signal 11 (Segmentation fault) after 0 check(s) (a crash in the "
+                                 "plugin, most likely)"),
+            std::string::npos)
+      << segfault.output;
+#endif
+  EXPECT_NE(segfault.output.find("0 passed, 1 failed"), std::string::npos) << segfault.output;
+
+  auto aborted = test::run_qexp("check-plugin aborts " + in("aborts"));
+  EXPECT_EQ(aborted.exit_code, 1) << aborted.output;
+  EXPECT_NE(aborted.output.find("was killed by signal 6 (Aborted)"), std::string::npos) << aborted.output;
+
+  auto hang = test::run_qexp("check-plugin hangs --timeout 3 " + in("hangs"));
+  EXPECT_EQ(hang.exit_code, 1) << hang.output;
+  EXPECT_NE(hang.output.find("FAIL case_runs_to_the_end: the case's process was killed after 3 s (--timeout)"),
+            std::string::npos)
+      << hang.output;
+}
+
 TEST(check_plugin, passes_fp32_in_every_case) {
   auto r = test::run_qexp("check-plugin fp32");
   EXPECT_EQ(r.exit_code, 0) << r.output;

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "qexp/dataset.h"
 #include "qexp/distilbert.h"
@@ -186,13 +188,15 @@ TEST(ptq_runner, per_layer_error_covers_the_quantized_layers_worst_first) {
 namespace {
 
 finished_run run_config(const qexp::test::temp_dir& dir, const std::string& yaml,
-                        const std::function<void(const fs::path& out)>& prepare = {}) {
+                        const std::function<void(const fs::path& out)>& prepare = {},
+                        const std::vector<std::string>& broken_plugins = {}) {
   const fs::path config = dir.path() / "exp.yaml";
   qexp::test::write_file(config, yaml);
   const fs::path out = dir.path() / "results";
   if (prepare) prepare(out);
-  auto r = qexp::test::run_qexp(std::string("--plugin-path ") + QEXP_PROBE_PLUGIN_DIR + " run '" + config.string() +
-                                "' --results-dir '" + out.string() + "'");
+  std::string paths = std::string("--plugin-path ") + QEXP_PROBE_PLUGIN_DIR;
+  for (const auto& folder : broken_plugins) paths += std::string(" --plugin-path ") + QEXP_BROKEN_PLUGIN_DIR + "/" + folder;
+  auto r = qexp::test::run_qexp(paths + " run '" + config.string() + "' --results-dir '" + out.string() + "'");
   json results;
   if (fs::exists(out / "results.json")) results = json::parse(qexp::test::read_file(out / "results.json"));
   return finished_run{r.exit_code, r.output, results, out};
@@ -252,4 +256,125 @@ TEST(ptq_runner, a_label_outside_the_models_classes_names_the_dataset_line) {
   EXPECT_EQ(run.exit_code, 4) << run.output;
   EXPECT_NE(run.output.find("d.tsv:4: label 7 is not a class of the model (2 classes: expected 0..1)"), std::string::npos)
       << run.output;
+}
+
+// Issue 17, item 1: a plugin that segfaults, aborts, throws something that is not a std::exception
+// or never returns costs only its own row (each quantizer runs in a child process); the rows keep
+// what was measured before the crash and say how the process ended and in which stage.
+TEST(ptq_runner, a_crashing_plugin_costs_only_its_row) {
+  qexp::test::temp_dir dir;
+  const auto run = run_config(dir,
+                              "name: crash_test\n" + model_line() +
+                                  "data: { path: sst2/dev.tsv, limit: 4 }\n"
+                                  "quantizers:\n"
+                                  "  - { plugin: segfaults }\n"
+                                  "  - { plugin: dynamic-int8 }\n"
+                                  "  - { plugin: aborts }\n"
+                                  "  - { plugin: throws-int }\n"
+                                  "  - { plugin: hangs }\n"
+                                  "  - { plugin: onednn-int8 }\n"
+                                  "measure:\n"
+                                  "  timeout_s: 5\n"
+                                  "  latency: { enabled: false }\n"
+                                  "  layer_error: { batches: 1, batch_size: 4 }\n",
+                              {}, {"segfaults", "aborts", "throws_int", "hangs"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  ASSERT_TRUE(run.results.is_object()) << run.output;
+  const auto& all = run.results["results"];
+  ASSERT_EQ(all.size(), 7u) << run.output;
+  EXPECT_TRUE(run.results["experiment"]["complete"].get<bool>());
+  const auto error_of = [&](std::size_t i) {
+    return all[i]["error"].is_string() ? all[i]["error"].get<std::string>() : std::string();
+  };
+
+  // The segfault is in forward: the checkpoint was saved before it and is kept.
+  EXPECT_EQ(all[1]["status"], "failed");
+  EXPECT_NE(error_of(1).find("'segfaults': its process "), std::string::npos) << error_of(1);
+  EXPECT_NE(error_of(1).find("while measuring accuracy"), std::string::npos) << error_of(1);
+  EXPECT_EQ(all[1]["process"]["stage"], "measuring accuracy");
+  EXPECT_TRUE(all[1].contains("size")) << all[1].dump();
+#ifndef __SANITIZE_ADDRESS__  // AddressSanitizer reports the fault itself and exits with status 1
+  EXPECT_EQ(all[1]["process"]["signal"], 11) << all[1].dump();
+  EXPECT_NE(error_of(1).find("was killed by signal 11 (Segmentation fault)"), std::string::npos) << error_of(1);
+#endif
+  EXPECT_EQ(all[2]["status"], "ok") << error_of(2);
+
+  EXPECT_EQ(all[3]["status"], "failed");
+  EXPECT_NE(error_of(3).find("was killed by signal 6 (Aborted) while preparing"), std::string::npos) << error_of(3);
+
+  EXPECT_EQ(all[4]["status"], "failed");
+  EXPECT_NE(error_of(4).find("'throws-int': a plugin threw something that is not a std::exception while measuring "
+                             "accuracy"),
+            std::string::npos)
+      << error_of(4);
+
+  EXPECT_EQ(all[5]["status"], "failed");
+  EXPECT_NE(error_of(5).find("'hangs': its process was killed after 5 s (measure.timeout_s) while measuring accuracy"),
+            std::string::npos)
+      << error_of(5);
+  EXPECT_TRUE(all[5]["process"]["timed_out"].get<bool>());
+
+  EXPECT_EQ(all[6]["status"], "ok") << error_of(6);
+  for (std::size_t i = 1; i < all.size(); ++i) EXPECT_EQ(error_of(i).find('\n'), std::string::npos) << error_of(i);
+}
+
+// Without isolation a throw that is not a std::exception still fails only its row.
+TEST(ptq_runner, without_isolation_a_non_std_throw_fails_its_row) {
+  qexp::test::temp_dir dir;
+  const auto run = run_config(dir,
+                              "name: in_process_test\n" + model_line() +
+                                  "data: { path: sst2/dev.tsv, limit: 4 }\n"
+                                  "quantizers: [{ plugin: throws-int }, { plugin: dynamic-int8 }]\n"
+                                  "measure:\n"
+                                  "  isolate: false\n"
+                                  "  latency: { enabled: false }\n"
+                                  "  layer_error: { enabled: false }\n",
+                              {}, {"throws_int"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  ASSERT_TRUE(run.results.is_object()) << run.output;
+  const auto& all = run.results["results"];
+  ASSERT_EQ(all.size(), 3u) << run.output;
+  EXPECT_EQ(all[1]["status"], "failed");
+  EXPECT_FALSE(all[1].contains("process"));
+  EXPECT_EQ(all[2]["status"], "ok");
+}
+
+// results.json names the quantizer that is running before it starts: a run killed during a
+// quantizer still says which one it was.
+TEST(ptq_runner, results_name_the_running_quantizer_before_it_starts) {
+  qexp::test::temp_dir dir;
+  const fs::path config = dir.path() / "exp.yaml";
+  qexp::test::write_file(config, "name: running_test\n" + model_line() +
+                                     "data: { path: sst2/dev.tsv, limit: 4 }\n"
+                                     "quantizers: [{ plugin: hangs, label: endless }]\n"
+                                     "measure: { latency: { enabled: false } }\n");
+  const fs::path out = dir.path() / "results";
+  const std::string results = (out / "results.json").string();
+  // qexp in the background; once results.json holds a running row, qexp (not its child) is killed,
+  // and the child must not outlive it.
+  const auto r = qexp::test::run_command(
+      "'" + qexp::test::qexp_bin().string() + "' --plugin-path " + QEXP_BROKEN_PLUGIN_DIR + "/hangs run '" +
+      config.string() + "' --results-dir '" + out.string() + "' > /dev/null 2>&1 & pid=$!; " +
+      "for i in $(seq 600); do grep -q '\"running\"' '" + results + "' 2>/dev/null && break; sleep 0.1; done; " +
+      "kill -9 $pid; wait $pid; " +
+      // "[r]" keeps the pattern from matching this shell's own command line.
+      "for i in $(seq 50); do pgrep -f '[r]esults-dir " + out.string() + "' > /dev/null || break; sleep 0.1; done; " +
+      "pgrep -f '[r]esults-dir " + out.string() + "' > /dev/null && echo 'child outlived qexp' || echo 'all gone'");
+  ASSERT_NE(r.output.find("all gone"), std::string::npos) << r.output;
+  const json doc = json::parse(qexp::test::read_file(out / "results.json"));
+  ASSERT_EQ(doc["results"].size(), 2u) << doc.dump();
+  EXPECT_EQ(doc["results"][1]["label"], "endless");
+  EXPECT_EQ(doc["results"][1]["status"], "running");
+  EXPECT_FALSE(doc["experiment"]["complete"].get<bool>());
+}
+
+TEST(ptq_runner, a_timeout_without_isolation_is_a_config_error) {
+  qexp::test::temp_dir dir;
+  const fs::path config = dir.path() / "exp.yaml";
+  qexp::test::write_file(config, "name: t\n" + model_line() +
+                                     "quantizers: [{ plugin: dynamic-int8 }]\n"
+                                     "measure: { isolate: false, timeout_s: 10 }\n");
+  const auto r = qexp::test::run_qexp("validate '" + config.string() + "'");
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("measure.timeout_s needs measure.isolate: true"), std::string::npos) << r.output;
 }

@@ -1,7 +1,8 @@
 // One source, several deliberately broken plugins (chosen by BROKEN_CASE), each built into a
 // folder of its own so a test can point --plugin-path at exactly one of them. Cases 10 to 15 load
 // fine and exercise the conformance suite (`qexp check-plugin`): four break one promise each, two
-// keep them all (an embedding-table plugin and a calibrating one).
+// keep them all (an embedding-table plugin and a calibrating one). Cases 16 to 18 load fine and then
+// take their process down or never return, for crash isolation.
 #include <qexp/float_linear.h>
 #include <qexp/plugin_api.h>
 
@@ -10,10 +11,13 @@
 #endif
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -73,6 +77,35 @@ class throwing_linear final : public wrapped_linear {
  public:
   using wrapped_linear::wrapped_linear;
   at::Tensor forward(const at::Tensor&) override { throw 42; }
+};
+
+// Crash isolation (measure.isolate, check-plugin): a segfault in forward, an abort in prepare, an
+// endless forward.
+class segfaulting_linear final : public wrapped_linear {
+ public:
+  using wrapped_linear::wrapped_linear;
+  at::Tensor forward(const at::Tensor& x) override {
+    volatile int* nowhere = nullptr;
+    *nowhere = static_cast<int>(x.numel());
+    return inner_->forward(x);
+  }
+};
+
+class hanging_linear final : public wrapped_linear {
+ public:
+  using wrapped_linear::wrapped_linear;
+  at::Tensor forward(const at::Tensor& x) override {
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    return inner_->forward(x);
+  }
+};
+
+class aborting_quantizer final : public qexp::linear_quantizer {
+ public:
+  std::unique_ptr<qexp::packed_linear> prepare(const qexp::layer&) override { std::abort(); }
+  std::unique_ptr<qexp::packed_linear> load(const qexp::tensor_reader& in, const std::string& prefix) const override {
+    return qexp::load_float_linear(in, prefix);
+  }
 };
 
 template <typename Linear>
@@ -253,6 +286,14 @@ QEXP_PLUGIN("lying-table", "1.0.0", "dequantized_table() is not what lookup read
 #elif BROKEN_CASE == 15
 QEXP_PLUGIN("calibrating", "1.0.0", "static 8-bit activations from calibration, keeps every promise", options,
             supported_yes, create_linear_of<calibrating_quantizer>, nullptr, calibrating_budget)
+#elif BROKEN_CASE == 16
+QEXP_PLUGIN("segfaults", "1.0.0", "forward writes through a null pointer", options, supported_yes,
+            create_linear_of<wrapping_quantizer<segfaulting_linear>>)
+#elif BROKEN_CASE == 17
+QEXP_PLUGIN("aborts", "1.0.0", "prepare calls std::abort", options, supported_yes, create_linear_of<aborting_quantizer>)
+#elif BROKEN_CASE == 18
+QEXP_PLUGIN("hangs", "1.0.0", "forward never returns", options, supported_yes,
+            create_linear_of<wrapping_quantizer<hanging_linear>>)
 #else
 #error "set BROKEN_CASE"
 #endif

@@ -8,8 +8,13 @@
 // a malformed --set, 5 when the plugin cannot be found or loaded or --set does not fit its options.
 // A plugin that cannot run on this CPU is not a failure: each case prints "SKIP" with the reason,
 // the closing line counts them as skipped, and the exit code is 0.
+//
+// Each case runs in a child process (qexp/isolation.h: this program again, told by case_variable
+// which case to run), so a plugin that crashes or hangs fails its case with how the process
+// ended, and the other cases still run. --no-isolate runs them in this process (for a debugger).
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -19,7 +24,10 @@
 #include "cli.h"
 #include "qexp/conformance.h"
 #include "qexp/errors.h"
+#include "qexp/isolation.h"
 #include "qexp/plugin_registry.h"
+
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -27,7 +35,46 @@ struct check_plugin_options {
   std::string id;
   std::vector<std::string> sets;
   std::vector<std::string> plugin_paths;
+  bool no_isolate = false;
+  double timeout_s = 300;
 };
+
+// Set in the environment of the child process that runs one case.
+constexpr const char* case_variable = "QEXP_CHECK_PLUGIN_CASE";
+
+nlohmann::json check_json(const qexp::conformance_check& c) {
+  return {{"name", c.name}, {"passed", c.passed}, {"skipped", c.skipped}, {"detail", c.detail}, {"measured", c.measured}};
+}
+
+qexp::conformance_check check_from(const nlohmann::json& j) {
+  qexp::conformance_check c;
+  c.name = j.at("name").get<std::string>();
+  c.passed = j.at("passed").get<bool>();
+  c.skipped = j.at("skipped").get<bool>();
+  c.detail = j.at("detail").get<std::string>();
+  c.measured = j.at("measured").get<std::map<std::string, double>>();
+  return c;
+}
+
+// One case in a child process: its checks as the child sent them, and a failed check when the
+// child did not finish.
+std::vector<qexp::conformance_check> run_case_in_child(std::size_t index, double timeout_s) {
+  const auto child = qexp::run_isolated(qexp::this_program_command_line(), {{case_variable, std::to_string(index)}},
+                                        timeout_s);
+  std::vector<qexp::conformance_check> checks;
+  for (const auto& message : child.messages) {
+    const auto j = nlohmann::json::parse(message, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.contains("name")) checks.push_back(check_from(j));
+  }
+  if (!child.finished) {
+    qexp::conformance_check crashed;
+    crashed.name = "case_runs_to_the_end";
+    crashed.detail = "the case's process " + child.ending("--timeout") + " after " + std::to_string(checks.size()) +
+                     " check(s)" + (child.signal > 0 && !child.timed_out ? " (a crash in the plugin, most likely)" : "");
+    checks.push_back(crashed);
+  }
+  return checks;
+}
 
 int check_plugin(const check_plugin_options& o) {
   std::map<std::string, std::string> given;
@@ -54,13 +101,24 @@ int check_plugin(const check_plugin_options& o) {
     cases.push_back({o.id, given, qexp::conformance_case_name(given)});
   }
 
+  if (const char* only = std::getenv(case_variable)) {
+    // The child's side of run_case_in_child: one case, each check sent to the parent.
+    const auto& send = qexp::parent_channel();
+    const std::size_t index = std::stoul(only);
+    if (!send || index >= cases.size()) throw qexp::error(std::string(case_variable) + " is set, but this process "
+                                                         "was not started by check-plugin for one of its cases");
+    for (const auto& check : qexp::run_conformance(registry, cases[index])) send(check_json(check).dump());
+    return 0;
+  }
+
   std::cout << "check-plugin " << o.id << " " << record.info->version << " (" << record.file.string() << "): "
             << cases.size() << " case" << (cases.size() == 1 ? "" : "s") << "\n";
   int passed = 0, failed = 0, skipped = 0;
-  for (const auto& c : cases) {
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
     std::cout << "case " << c.name << std::endl;
     const auto started = std::chrono::steady_clock::now();
-    const auto checks = qexp::run_conformance(registry, c);
+    const auto checks = o.no_isolate ? qexp::run_conformance(registry, c) : run_case_in_child(i, o.timeout_s);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     for (const auto& check : checks) {
       const char* verdict = check.skipped ? "SKIP" : check.passed ? "PASS" : "FAIL";
@@ -89,9 +147,18 @@ QEXP_COMMAND("check-plugin",
                               "key=value: check this one option set instead of every case (repeatable)");
                cmd.add_option("--plugin-path", o->plugin_paths,
                               "Folder or .so file to search for plugins (repeatable), as the global option");
+               cmd.add_flag("--no-isolate", o->no_isolate,
+                            "Run the cases in this process instead of one child process each (a crash then ends "
+                            "check-plugin; for debuggers)");
+               cmd.add_option("--timeout", o->timeout_s,
+                              "Seconds one case may run in its child process before it is killed and fails (0: no "
+                              "limit)")
+                   ->check(CLI::NonNegativeNumber)
+                   ->capture_default_str();
                cmd.footer(
                    "Prints PASS/FAIL per check and 'N passed, M failed'. Exit 0 when all pass (also when the "
-                   "plugin cannot run on this CPU: every case prints SKIP), 1 when a check fails, 2 for a "
+                   "plugin cannot run on this CPU: every case prints SKIP), 1 when a check fails (a case whose "
+                   "process crashes or runs past --timeout fails case_runs_to_the_end), 2 for a "
                    "malformed --set, 5 when the plugin cannot be found or loaded or --set names a bad option.");
                run = [o] { return check_plugin(*o); };
              });

@@ -16,7 +16,8 @@
 // begin(), as in a later process.
 //
 // A check that throws (std::exception or anything else) is a failed check, not a crashed suite; a
-// plugin that crashes the process (a segfault) still takes the process down.
+// plugin that crashes the process (a segfault) takes this process down, which is why
+// `qexp check-plugin` runs each case in a child process (qexp/isolation.h).
 #pragma once
 
 #include <map>
