@@ -12,8 +12,15 @@
 
 namespace qexp::int4 {
 
-const option_spec options[5] = {
-    {"method", option_type::choice, "rtn", "How codes and scales are chosen: rtn (round to nearest per group)", "rtn"},
+const option_spec options[7] = {
+    {"method", option_type::choice, "rtn",
+     "How codes and scales are chosen: rtn (round to nearest per group); gptq (GPTQ on the calibration rows' "
+     "X^T X); awq (activation-aware input-channel scales, searched per shared-input group)",
+     "rtn|gptq|awq"},
+    {"damp", option_type::number, "0.01", "gptq: added to the diagonal of X^T X, as a fraction of its mean", nullptr,
+     "0.001", "1"},
+    {"act_order", option_type::boolean, "false",
+     "gptq: quantize columns in descending diag(X^T X) (group grids then fixed before the loop)"},
     {"group_size", option_type::choice, "128", "Input channels sharing one scale (and zero point)", "32|64|128"},
     {"symmetric", option_type::boolean, "false",
      "true: scale = max|w| / 7, codes -7..7; false: a zero point per group, [min(w, 0), max(w, 0)] on 0..15"},
@@ -41,7 +48,9 @@ settings parse_settings(const option_values& values) {
   if (kernel != "auto" && kernel != "portable")
     throw config_error("int4: option 'kernel' is '" + kernel + "'; expected auto|portable");
   s.kernel = kernel == "auto" ? kernel_choice::automatic : kernel_choice::portable;
-  make_method(s.method);  // an unknown method fails here, before any Linear
+  s.method_params.damp = values.get_number("damp");
+  s.method_params.act_order = values.get_bool("act_order");
+  make_method(s.method, s.method_params);  // an unknown method fails here, before any Linear
   return s;
 }
 
@@ -168,7 +177,7 @@ void check_layer(const layer& l) {
 
 class int4_quantizer final : public linear_quantizer {
  public:
-  explicit int4_quantizer(const settings& s) : settings_(s), method_(make_method(s.method)) {}
+  explicit int4_quantizer(const settings& s) : settings_(s), method_(make_method(s.method, s.method_params)) {}
 
   void begin(const quantizer_context& context) override { method_->begin(context); }
   bool wants_calibration() const override { return method_->wants_calibration(); }

@@ -2,7 +2,7 @@
 //
 // Weights: 4-bit codes in groups of `group_size` (32, 64, 128) consecutive input channels, a float
 // scale per output channel and group, symmetric (zero point 8) or asymmetric (a zero point per
-// group), computed by a method (methods.h: rtn; gptq and awq to come). Activations: u8 per token,
+// group), computed by a method (methods.h: rtn, gptq, awq). Activations: u8 per token,
 // quantized at each call (W4A8 on qexp's int4_gemm kernel), or float (`activations: float`: the
 // weight is dequantized once at prepare and run by the float Linear, so only the accuracy of the
 // 4-bit weights is measured).
@@ -27,12 +27,13 @@ enum class kernel_choice { automatic, portable };  // `kernel: auto|portable`
 
 struct settings {
   std::string method = "rtn";
+  method_options method_params;
   weight_format format;
   activation_mode activations = activation_mode::int8;
   kernel_choice kernel = kernel_choice::automatic;
 };
 
-extern const option_spec options[5];
+extern const option_spec options[7];
 
 settings parse_settings(const option_values& values);
 std::unique_ptr<linear_quantizer> make_quantizer(const settings& s);

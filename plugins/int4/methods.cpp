@@ -67,9 +67,11 @@ class rtn_method final : public weight_method {
 
 }  // namespace
 
-std::unique_ptr<weight_method> make_method(const std::string& name) {
+std::unique_ptr<weight_method> make_method(const std::string& name, const method_options& o) {
   if (name == "rtn") return std::make_unique<rtn_method>();
-  throw config_error("int4: option 'method' is '" + name + "'; expected rtn");
+  if (name == "gptq") return make_gptq_method(o);
+  if (name == "awq") return make_awq_method();
+  throw config_error("int4: option 'method' is '" + name + "'; expected rtn|gptq|awq");
 }
 
 }  // namespace qexp::int4

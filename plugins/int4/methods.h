@@ -1,5 +1,5 @@
 // How the int4 plugin turns a float weight into group-wise INT4 codes: a `weight_method` per
-// `method:` option (rtn now; gptq and awq are meant to be added here), everything after it
+// `method:` option (rtn, gptq: gptq.cpp, awq: awq.cpp), everything after it
 // (packing, the W4A8 or weight-only forward, checkpoints) shared in int4.cpp.
 //
 // A method gets the calibration hooks the host calls on the quantizer (begin, observe,
@@ -40,8 +40,21 @@ class weight_method {
   virtual method_result quantize(const layer& l, const weight_format& f) = 0;
 };
 
+// The options only some methods read.
+struct method_options {
+  double damp = 0.01;      // gptq: added to diag(H), as a fraction of its mean
+  bool act_order = false;  // gptq: columns in descending diag(H)
+};
+
 // `name`: the `method` option's value. Throws config_error for a name it does not know.
-std::unique_ptr<weight_method> make_method(const std::string& name);
+std::unique_ptr<weight_method> make_method(const std::string& name, const method_options& o = {});
+std::unique_ptr<weight_method> make_gptq_method(const method_options& o);
+std::unique_ptr<weight_method> make_awq_method();
+
+// GPTQ of w ([n, k] float32 contiguous) against h ([k, k], any float type: X^T X of the inputs, up
+// to a factor). Exposed for the tests' reference comparison.
+int4_gemm::quantized_weights quantize_gptq(const at::Tensor& w, const at::Tensor& h, const weight_format& f,
+                                           const method_options& o);
 
 // The round-to-nearest grid of one group, shared by the methods (GPTQ fits it per group from the
 // weights as they stand when it reaches the group; AWQ from the rescaled weights):

@@ -1,4 +1,4 @@
-// Entry point of the int4 plugin: group-wise INT4 weights (round to nearest; GPTQ and AWQ to come),
+// Entry point of the int4 plugin: group-wise INT4 weights (round to nearest, GPTQ or AWQ),
 // W4A8 on qexp's int4_gemm kernel or weight-only with float activations.
 #include <qexp/plugin_api.h>
 
@@ -37,12 +37,18 @@ const char* const int4_variants[] = {
     "symmetric=true,activations=float",
     "kernel=portable,symmetric=true,group_size=64",
     "kernel=portable,group_size=32",
+    // damp and act_order change nothing but under gptq.
+    "method=gptq,act_order=true,group_size=32",
+    "method=gptq,act_order=true,damp=1,symmetric=true",
+    "method=gptq,damp=0.001,activations=float",
+    "method=awq,symmetric=true,group_size=32",
+    "method=awq,activations=float,kernel=portable",
     nullptr,
 };
 
 }  // namespace
 
 QEXP_PLUGIN("int4", "0.1.0",
-            "group-wise INT4 weights (round to nearest per group of 32/64/128, symmetric or with zero points), "
+            "group-wise INT4 weights (round to nearest, GPTQ or AWQ; groups of 32/64/128, symmetric or with zero points), "
             "W4A8 on qexp's AVX-512 VNNI int4_gemm or weight-only with float activations",
             qexp::int4::options, int4_supported, int4_create, nullptr, int4_budget, int4_variants)
