@@ -31,12 +31,13 @@ nice_cmd=()
 built=$(date +%s)
 echo "sanitize: build took $((built - start)) s"
 
-# Excluded tests, each with why (everything else runs; see docs/architecture.md, "Sanitizers"):
-exclude=()
-exclude_regex=$(IFS='|'; echo "${exclude[*]}")
-
+# No test is excluded. The programs tests start that are not qexp's (/usr/bin/python3 with
+# Debian's torch in seed_baseline, the Slurm daemons of slurm_e2e, headless Chromium) are not
+# instrumented and load nothing of qexp, so they need no LD_PRELOAD of the runtime and ignore the
+# *SAN_OPTIONS they inherit; the qexp processes they start (e2e_bench, qexp in Slurm jobs) are
+# checked like the rest. No test asserts a speed that ASan's slowdown could break.
 rc=0
-"${nice_cmd[@]}" ctest --preset sanitize ${exclude_regex:+-E "$exclude_regex"} "$@" || rc=$?
+"${nice_cmd[@]}" ctest --preset sanitize "$@" || rc=$?
 tested=$(date +%s)
 echo "sanitize: test run took $((tested - built)) s (build $((built - start)) s, total $((tested - start)) s)"
 
