@@ -24,6 +24,8 @@ qexp::linear_quantizer* int4_create(const qexp::option_values& options, std::str
 // 1.44e-2 symmetric (the same with float activations: the 4-bit weights are the error), weight
 // NMSE 5.9e-3 to 7.1e-3 asymmetric, 8.7e-3 to 1.02e-2 symmetric (15 levels instead of 16, and the
 // range set by max|w| on both sides).
+// gptq and awq measure more (worst output NMSE up to 2.5e-2, weight NMSE up to 1.33e-2): they fit
+// the suite's calibration rows, whose outlier channel its test rows lack; still within budget.
 void int4_budget(const qexp::option_values& options, qexp::conformance_budget* out) {
   const qexp::int4::settings s = qexp::int4::parse_settings(options);
   out->weight_nmse = s.format.symmetric ? 3.1e-2 : 2.2e-2;
