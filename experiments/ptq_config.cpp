@@ -165,7 +165,8 @@ schema_node ptq_schema() {
                            .with_default(true)},
            {"timeout_s", schema_node::of(value_kind::number,
                                          "seconds one quantizer (prepare and every measurement) may take before its "
-                                         "child process is killed and the row fails (0: no limit; needs isolate)")
+                                         "child process is killed and the row fails, not counting the child's start "
+                                         "(loading the model: up to 300 s more) (0: no limit; needs isolate)")
                              .at_least(0)
                              .with_default(0)},
            {"size", schema_node::map_of({{"enabled", schema_node::of(value_kind::boolean).with_default(true)}})},

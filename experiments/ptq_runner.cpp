@@ -334,6 +334,9 @@ paired_latency measure_latency(const workload& w, distilbert_classifier& baselin
 
 // Set in the environment of a child process that measures one quantizer (measure.isolate).
 constexpr const char* worker_variable = "QEXP_PTQ_WORKER";
+// With measure.timeout_s: how long a worker may take to load what it needs (the model, the data,
+// the plugins) before it starts measuring.
+constexpr double startup_limit_seconds = 300;
 
 // Called as each part of a quantizer's measurement starts, with what is measured so far: in a
 // child process it sends both to the parent, which keeps them if the child dies.
@@ -528,8 +531,9 @@ class ptq_run {
                       {"baseline", baseline_file_.string()},
                       {"config_digest", config_digest()},
                       {"row", result}};
-    const isolated_run child =
-        run_isolated(this_program_command_line(), {{worker_variable, job.dump()}}, config_.timeout_s);
+    // The child reloads the model before its first message: that is not the quantizer's time.
+    const isolated_run child = run_isolated(this_program_command_line(), {{worker_variable, job.dump()}},
+                                            config_.timeout_s, std::max(config_.timeout_s, startup_limit_seconds));
     json last = result;
     std::string stage = "starting";
     for (const auto& message : child.messages) {

@@ -64,8 +64,9 @@ void flush_standard_streams() {
 std::string isolated_run::ending(const std::string& timeout_name) const {
   if (timed_out) {
     char limit[64];
-    std::snprintf(limit, sizeof limit, "%g s", timeout_seconds);
-    return "was killed after " + std::string(limit) + " (" + timeout_name + ")";
+    std::snprintf(limit, sizeof limit, "%g s", timed_out_starting ? startup_seconds : timeout_seconds);
+    return "was killed after " + std::string(limit) + (timed_out_starting ? " without starting" : "") + " (" +
+           timeout_name + ")";
   }
   if (signal > 0) {
     const char* name = ::strsignal(signal);
@@ -76,7 +77,7 @@ std::string isolated_run::ending(const std::string& timeout_name) const {
 }
 
 isolated_run run_isolated(const std::vector<std::string>& argv, const std::map<std::string, std::string>& environment,
-                          double timeout_seconds) {
+                          double timeout_seconds, double startup_seconds) {
   if (argv.empty()) throw error("run_isolated: no program to run");
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0)
@@ -113,8 +114,15 @@ isolated_run run_isolated(const std::vector<std::string>& argv, const std::map<s
 
   isolated_run out;
   out.timeout_seconds = timeout_seconds;
-  const auto deadline = started + std::chrono::duration<double>(timeout_seconds);
-  const auto past_deadline = [&] { return timeout_seconds > 0 && std::chrono::steady_clock::now() >= deadline; };
+  out.startup_seconds = startup_seconds;
+  const bool limited = timeout_seconds > 0;
+  bool starting = limited && startup_seconds > 0;
+  auto deadline = started + std::chrono::duration<double>(starting ? startup_seconds : timeout_seconds);
+  const auto past_deadline = [&] {
+    if (!limited || std::chrono::steady_clock::now() < deadline) return false;
+    out.timed_out_starting = starting;
+    return true;
+  };
   std::string buffer;
   char chunk[1 << 16];
   for (;;) {
@@ -124,7 +132,7 @@ isolated_run run_isolated(const std::vector<std::string>& argv, const std::map<s
       break;
     }
     int wait_ms = -1;
-    if (timeout_seconds > 0) {
+    if (limited) {
       const auto left = std::chrono::duration<double, std::milli>(deadline - std::chrono::steady_clock::now()).count();
       wait_ms = static_cast<int>(std::clamp(left + 1, 1.0, 1e9));
     }
@@ -143,6 +151,10 @@ isolated_run run_isolated(const std::vector<std::string>& argv, const std::map<s
       if (buffer.size() - at - sizeof size < size) break;
       out.messages.emplace_back(buffer, at + sizeof size, size);
       at += sizeof size + size;
+      if (starting) {
+        starting = false;
+        deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+      }
     }
     buffer.erase(0, at);
   }
@@ -150,7 +162,7 @@ isolated_run run_isolated(const std::vector<std::string>& argv, const std::map<s
   // The child may close its end and go on (or hang) before exiting: the deadline still holds.
   int status = 0;
   for (;;) {
-    const pid_t r = ::waitpid(pid, &status, timeout_seconds > 0 && !out.timed_out ? WNOHANG : 0);
+    const pid_t r = ::waitpid(pid, &status, limited && !out.timed_out ? WNOHANG : 0);
     if (r == pid) break;
     if (r < 0) {
       if (errno == EINTR) continue;

@@ -26,7 +26,9 @@ struct isolated_run {
   int exit_status = -1;        // when it exited; -1 otherwise
   int signal = 0;              // when a signal ended it (timed out: the parent's SIGKILL)
   bool timed_out = false;
+  bool timed_out_starting = false;  // timed out before its first message (startup_seconds)
   double timeout_seconds = 0;  // the limit it was given (0: none)
+  double startup_seconds = 0;
   double seconds = 0;          // from start to end
 
   // How the child ended, for one error line: "was killed by signal 11 (Segmentation fault)",
@@ -36,11 +38,13 @@ struct isolated_run {
 
 // Starts the program argv[0] (a path) with these arguments and the caller's environment plus
 // `environment`, and waits for it. The child is killed when the caller dies, and when it runs
-// longer than `timeout_seconds` (> 0). Its stdin is the caller's; stdout and stderr too (flushed
+// longer than `timeout_seconds` (> 0). With `startup_seconds` > 0 that clock starts at the child's
+// first message instead, and until then the limit is `startup_seconds`: a program that reloads a
+// model first is not charged for it, on a busy machine least of all. Its stdin is the caller's; stdout and stderr too (flushed
 // first, so nothing is written twice). Throws qexp::error when the pipe or the process cannot be
 // made; a program that cannot be executed exits with status 127.
 isolated_run run_isolated(const std::vector<std::string>& argv, const std::map<std::string, std::string>& environment,
-                          double timeout_seconds = 0);
+                          double timeout_seconds = 0, double startup_seconds = 0);
 
 // In a program started by run_isolated: the channel to the parent (thread-safe; a parent gone away
 // ends this process). Empty in any other process.
