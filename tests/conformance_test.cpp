@@ -205,10 +205,7 @@ TEST(check_plugin, survives_a_plugin_that_throws_an_int) {
 
 // Issue 17: each case runs in a child process, so a crash or a hang fails its case, not the suite.
 TEST(check_plugin, a_plugin_that_segfaults_aborts_or_hangs_fails_its_case_with_exit_1) {
-  // Under AddressSanitizer (tools/sanitize.sh) the deliberate segfault is not a finding: the
-  // signal is left to end the process, as without it.
-  auto segfault = test::run_command("ASAN_OPTIONS=\"$ASAN_OPTIONS:handle_segv=0\" '" + test::qexp_bin().string() +
-                                    "' check-plugin segfaults " + in("segfaults"));
+  auto segfault = test::run_qexp_with_deliberate_crashes("check-plugin segfaults " + in("segfaults"));
   EXPECT_EQ(segfault.exit_code, 1) << segfault.output;
   EXPECT_NE(segfault.output.find("FAIL case_runs_to_the_end: the case's process "), std::string::npos)
       << segfault.output;

@@ -196,10 +196,8 @@ finished_run run_config(const qexp::test::temp_dir& dir, const std::string& yaml
   if (prepare) prepare(out);
   std::string paths = std::string("--plugin-path ") + QEXP_PROBE_PLUGIN_DIR;
   for (const auto& folder : broken_plugins) paths += std::string(" --plugin-path ") + QEXP_BROKEN_PLUGIN_DIR + "/" + folder;
-  // Under AddressSanitizer (tools/sanitize.sh) a deliberate segfault in a test plugin is not a
-  // finding: the signal is left to end the process, as without it.
-  auto r = qexp::test::run_command("ASAN_OPTIONS=\"$ASAN_OPTIONS:handle_segv=0\" '" + qexp::test::qexp_bin().string() +
-                                   "' " + paths + " run '" + config.string() + "' --results-dir '" + out.string() + "'");
+  auto r = qexp::test::run_qexp_with_deliberate_crashes(paths + " run '" + config.string() + "' --results-dir '" +
+                                                        out.string() + "'");
   json results;
   if (fs::exists(out / "results.json")) results = json::parse(qexp::test::read_file(out / "results.json"));
   return finished_run{r.exit_code, r.output, results, out};

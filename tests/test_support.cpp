@@ -51,6 +51,10 @@ command_result run_qexp(const std::string& arguments) {
   return run_command("'" + qexp_bin().string() + "' " + arguments);
 }
 
+command_result run_qexp_with_deliberate_crashes(const std::string& arguments) {
+  return run_command("ASAN_OPTIONS=\"$ASAN_OPTIONS:handle_segv=0\" '" + qexp_bin().string() + "' " + arguments);
+}
+
 temp_dir::temp_dir() {
   std::random_device rd;
   path_ = std::filesystem::temp_directory_path() / ("qexp-test-" + std::to_string(rd()));

@@ -21,6 +21,9 @@ struct command_result {
 command_result run_command(const std::string& command_line);
 // Runs the built qexp with these arguments (already shell-quoted where needed).
 command_result run_qexp(const std::string& arguments);
+// run_qexp for a test whose plugin segfaults on purpose: under AddressSanitizer (tools/sanitize.sh)
+// that segfault is not a finding, and the signal is left to end the process, as without it.
+command_result run_qexp_with_deliberate_crashes(const std::string& arguments);
 
 // A fresh temporary folder, removed when the object goes.
 class temp_dir {

@@ -98,7 +98,7 @@ isolated_run run_isolated(const std::vector<std::string>& argv, const std::map<s
   for (const auto& e : env_text) c_env.push_back(const_cast<char*>(e.c_str()));
   c_env.push_back(nullptr);
 
-  // What is buffered now would otherwise be written twice, once by each process.
+  // The caller's buffered output goes out before anything the child writes.
   flush_standard_streams();
   const pid_t parent = ::getpid();
   const auto started = std::chrono::steady_clock::now();

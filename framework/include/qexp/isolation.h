@@ -40,9 +40,10 @@ struct isolated_run {
 // `environment`, and waits for it. The child is killed when the caller dies, and when it runs
 // longer than `timeout_seconds` (> 0). With `startup_seconds` > 0 that clock starts at the child's
 // first message instead, and until then the limit is `startup_seconds`: a program that reloads a
-// model first is not charged for it, on a busy machine least of all. Its stdin is the caller's; stdout and stderr too (flushed
-// first, so nothing is written twice). Throws qexp::error when the pipe or the process cannot be
-// made; a program that cannot be executed exits with status 127.
+// model first is not charged for it, on a busy machine least of all. Its stdin, stdout and stderr
+// are the caller's (flushed first, so the caller's earlier output comes first). Throws qexp::error
+// when the pipe or the process cannot be made; a program that cannot be executed exits with
+// status 127.
 isolated_run run_isolated(const std::vector<std::string>& argv, const std::map<std::string, std::string>& environment,
                           double timeout_seconds = 0, double startup_seconds = 0);
 
