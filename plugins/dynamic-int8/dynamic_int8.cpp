@@ -5,6 +5,7 @@
 #include <ATen/native/quantized/PackedParams.h>
 #include <qexp/errors.h>
 #include <qexp/int8_weights.h>
+#include <qexp/plugin_helpers.h>
 
 #include <algorithm>
 #include <cmath>
@@ -35,21 +36,11 @@ const option_spec options[4] = {
 
 settings parse_settings(const option_values& values) {
   settings s;
-  const auto& g = values.get_string("granularity");
-  if (g == "per_tensor") s.weights = weight_granularity::per_tensor;
-  else if (g == "per_channel") s.weights = weight_granularity::per_channel;
-  else throw config_error("dynamic-int8: option 'granularity' is '" + g + "'; expected per_tensor|per_channel");
-  const auto& a = values.get_string("activation_granularity");
-  if (a == "per_tensor") s.activations = activation_granularity::per_tensor;
-  else if (a == "per_token") s.activations = activation_granularity::per_token;
-  else throw config_error("dynamic-int8: option 'activation_granularity' is '" + a +
-                          "'; expected per_tensor|per_token");
+  s.weights = get_choice(values, options, "granularity", {weight_granularity::per_tensor, weight_granularity::per_channel});
+  s.activations = get_choice(values, options, "activation_granularity",
+                             {activation_granularity::per_tensor, activation_granularity::per_token});
   s.reduce_range = values.get_bool("reduce_range");
-  const auto& e = values.get_string("engine");
-  if (e == "onednn") s.engine = engine_kind::onednn;
-  else if (e == "qnnpack") s.engine = engine_kind::qnnpack;
-  else if (e == "reference") s.engine = engine_kind::reference;
-  else throw config_error("dynamic-int8: option 'engine' is '" + e + "'; expected onednn|qnnpack|reference");
+  s.engine = get_choice(values, options, "engine", {engine_kind::onednn, engine_kind::qnnpack, engine_kind::reference});
   return s;
 }
 
@@ -200,9 +191,7 @@ class dynamic_int8_linear final : public packed_linear {
 
   at::Tensor forward(const at::Tensor& x) override {
     const int64_t k = w_int8_.size(1), n = w_int8_.size(0);
-    if (x.size(-1) != k)
-      throw input_error("dynamic-int8: input has " + std::to_string(x.size(-1)) +
-                        " features in its last dimension; the layer expects " + std::to_string(k));
+    check_input_width(x, k, "dynamic-int8");
     auto x2 = x.reshape({-1, k}).to(at::kFloat).contiguous();
     auto shape = x.sizes().vec();
     shape.back() = n;
@@ -310,12 +299,8 @@ class dynamic_int8_quantizer final : public linear_quantizer {
   explicit dynamic_int8_quantizer(const settings& s) : settings_(s) {}
 
   std::unique_ptr<packed_linear> prepare(const layer& l) override {
-    if (!l.weight.defined() || l.weight.dim() != 2)
-      throw input_error("dynamic-int8: Linear '" + l.name + "': weight must be a 2-D [out, in] tensor");
+    check_layer(l, "dynamic-int8", false);  // the weight's NaN or Inf: refused below; its bias is not checked
     const int64_t n = l.weight.size(0);
-    if (l.bias.defined() && (l.bias.dim() != 1 || l.bias.size(0) != n))
-      throw input_error("dynamic-int8: Linear '" + l.name + "': bias must have " + std::to_string(n) +
-                        " elements, found " + describe_tensor(l.bias));
     check_in_features(l.name, l.weight.size(1));
     auto w = l.weight.to(at::kFloat).contiguous();
     // A NaN or Inf would become a NaN scale and finite garbage codes: refused, as the other INT8

@@ -16,10 +16,12 @@ qexp::linear_quantizer* dynamic_int8_create(const qexp::option_values& options, 
 // Each figure is about 3x the largest normalised MSE the conformance suite measured (docs/plugins.md
 // lists them): activation error (7-bit or 8-bit u8) plus weight error (per tensor or per channel).
 void dynamic_int8_budget(const qexp::option_values& options, qexp::conformance_budget* out) {
+  using namespace qexp::dynamic_int8;
+  const settings s = parse_settings(options);
   // 7-bit activations with reduce_range (what quantize_dynamic does); qnnpack ignores the flag.
-  const bool seven_bit = options.get_bool("reduce_range") && options.get_string("engine") != "qnnpack";
+  const bool seven_bit = s.reduce_range && s.engine != engine_kind::qnnpack;
   const double activations = seven_bit ? 3e-4 : 8e-5;
-  const double weights = options.get_string("granularity") == "per_channel" ? 5e-5 : 2.5e-4;
+  const double weights = s.weights == weight_granularity::per_channel ? 5e-5 : 2.5e-4;
   out->output_nmse = 3 * (activations + weights);
   out->weight_nmse = 3 * weights;
   out->bytes_per_weight = 1.0;

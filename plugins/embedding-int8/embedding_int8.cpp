@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Half.h>
 #include <qexp/errors.h>
+#include <qexp/plugin_helpers.h>
 #include <qexp/text.h>
 
 #include <algorithm>
@@ -38,20 +39,13 @@ const char* const variants[] = {
     nullptr,
 };
 
+// The host has checked every value against `options` (bits' choices, group_size's range) before
+// this runs; bits' choices are numbers, so its canonical text reads as one.
 settings parse_settings(const option_values& values) {
   settings s;
-  const auto& bits = values.get_string("bits");
-  if (bits == "8") s.bits = 8;
-  else if (bits == "4") s.bits = 4;
-  else throw config_error("embedding-int8: option 'bits' is '" + bits + "'; expected 8|4");
+  s.bits = static_cast<int>(values.get_int("bits"));
   s.group_size = values.get_int("group_size");
-  if (s.group_size < 8 || s.group_size > 1024)
-    throw config_error("embedding-int8: option 'group_size' must be in [8, 1024], got " +
-                       std::to_string(s.group_size));
-  const auto& scale = values.get_string("scale_type");
-  if (scale == "float32") s.scales = scale_kind::float32;
-  else if (scale == "float16") s.scales = scale_kind::float16;
-  else throw config_error("embedding-int8: option 'scale_type' is '" + scale + "'; expected float32|float16");
+  s.scales = get_choice(values, options, "scale_type", {scale_kind::float32, scale_kind::float16});
   return s;
 }
 
@@ -94,18 +88,9 @@ class int_table final : public packed_table {
   }
 
   at::Tensor lookup(const at::Tensor& ids) override {
-    if (!ids.defined()) throw std::invalid_argument("embedding-int8: table '" + name_ + "': ids are undefined");
-    if (ids.scalar_type() != at::kLong && ids.scalar_type() != at::kInt)
-      throw std::invalid_argument("embedding-int8: table '" + name_ + "': ids must be int64 (or int32), got " +
-                                  std::string(c10::toString(ids.scalar_type())));
-    const at::Tensor flat = ids.to(at::kLong).contiguous().reshape({-1});
+    const at::Tensor flat = checked_ids(ids, rows_, "embedding-int8: table '" + name_ + "'");
     const std::int64_t n = flat.numel();
     const std::int64_t* id = flat.data_ptr<std::int64_t>();
-    for (std::int64_t i = 0; i < n; ++i)
-      if (id[i] < 0 || id[i] >= rows_)
-        throw std::out_of_range("embedding-int8: table '" + name_ + "': id " + std::to_string(id[i]) +
-                                " (position " + std::to_string(i) + ") is out of range for a table of " +
-                                std::to_string(rows_) + " rows");
     std::vector<std::int64_t> shape(ids.sizes().begin(), ids.sizes().end());
     shape.push_back(dim_);
     at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kFloat));

@@ -2,6 +2,7 @@
 // over qexp::make_float_linear so that the model's default Linear and this baseline are one code.
 #include <qexp/float_linear.h>
 #include <qexp/plugin_api.h>
+#include <qexp/plugin_helpers.h>
 
 namespace {
 
@@ -31,7 +32,8 @@ int fp32_supported(const char** /*reason*/) { return 1; }
 
 qexp::linear_quantizer* fp32_create(const qexp::option_values& options, std::string* /*error*/) {
   // Whatever this throws, the registry reports as the factory's error (plugin_registry.cpp).
-  return new fp32_quantizer(qexp::parse_float_backend(options.get_string("backend")));
+  return new fp32_quantizer(
+      qexp::get_choice(options, fp32_options, "backend", {qexp::float_backend::blas, qexp::float_backend::onednn}));
 }
 
 // Float32 against a float64 reference: rounding only. dequantized_weight() is the weight itself.

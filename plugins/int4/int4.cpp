@@ -5,6 +5,7 @@
 #include <qexp/float_linear.h>
 #include <qexp/int4_gemm.h>
 #include <qexp/int8_weights.h>
+#include <qexp/plugin_helpers.h>
 
 #include <cstring>
 #include <limits>
@@ -32,22 +33,15 @@ const option_spec options[7] = {
      "auto|portable"},
 };
 
+// The host has checked every value against `options` before this runs; group_size's choices are
+// numbers, so its canonical text reads as one.
 settings parse_settings(const option_values& values) {
   settings s;
   s.method = values.get_string("method");
-  const std::int64_t group = values.get_int("group_size");
-  if (group != 32 && group != 64 && group != 128)
-    throw config_error("int4: option 'group_size' is " + values.get_string("group_size") + "; expected 32|64|128");
-  s.format.group_size = group;
+  s.format.group_size = values.get_int("group_size");
   s.format.symmetric = values.get_bool("symmetric");
-  const std::string& act = values.get_string("activations");
-  if (act != "int8" && act != "float")
-    throw config_error("int4: option 'activations' is '" + act + "'; expected int8|float");
-  s.activations = act == "int8" ? activation_mode::int8 : activation_mode::float32;
-  const std::string& kernel = values.get_string("kernel");
-  if (kernel != "auto" && kernel != "portable")
-    throw config_error("int4: option 'kernel' is '" + kernel + "'; expected auto|portable");
-  s.kernel = kernel == "auto" ? kernel_choice::automatic : kernel_choice::portable;
+  s.activations = get_choice(values, options, "activations", {activation_mode::int8, activation_mode::float32});
+  s.kernel = get_choice(values, options, "kernel", {kernel_choice::automatic, kernel_choice::portable});
   s.method_params.damp = values.get_number("damp");
   s.method_params.act_order = values.get_bool("act_order");
   make_method(s.method, s.method_params);  // an unknown method fails here, before any Linear
@@ -82,9 +76,7 @@ class int4_linear final : public packed_linear {
   }
 
   at::Tensor forward(const at::Tensor& x) override {
-    if (x.dim() < 1 || x.size(-1) != k_)
-      throw input_error("int4: input has " + std::to_string(x.dim() < 1 ? 0 : x.size(-1)) +
-                        " features in its last dimension; the layer expects " + std::to_string(k_));
+    check_input_width(x, k_, "int4");
     auto x2 = x.reshape({-1, k_}).to(at::kFloat).contiguous();
     if (input_scale_.defined()) x2 = (x2 / input_scale_).contiguous();
     const std::int64_t m = x2.size(0);
@@ -162,18 +154,6 @@ class int4_linear final : public packed_linear {
   std::unique_ptr<packed_linear> float_;   // activations: float
 };
 
-void check_layer(const layer& l) {
-  if (!l.weight.defined() || l.weight.dim() != 2)
-    throw input_error("int4: Linear '" + l.name + "': weight must be a 2-D [out, in] tensor");
-  const std::int64_t n = l.weight.size(0);
-  if (l.bias.defined() && (l.bias.dim() != 1 || l.bias.size(0) != n))
-    throw input_error("int4: Linear '" + l.name + "': bias must have " + std::to_string(n) + " elements, found " +
-                      describe_tensor(l.bias));
-  if (l.weight.numel() > 0 && !at::isfinite(l.weight).all().item<bool>())
-    throw input_error("int4: Linear '" + l.name + "': the weight holds NaN or Inf; it cannot be quantized");
-  if (l.bias.defined() && l.bias.numel() > 0 && !at::isfinite(l.bias).all().item<bool>())
-    throw input_error("int4: Linear '" + l.name + "': the bias holds NaN or Inf");
-}
 
 class int4_quantizer final : public linear_quantizer {
  public:
@@ -185,7 +165,7 @@ class int4_quantizer final : public linear_quantizer {
   void finish_calibration(const std::vector<std::string>& sites) override { method_->finish_calibration(sites); }
 
   std::unique_ptr<packed_linear> prepare(const layer& l) override {
-    check_layer(l);
+    check_layer(l, "int4", true);
     layer plain{l.name, l.weight.to(at::kFloat).contiguous(), l.bias};
     method_result r = method_->quantize(plain, settings_.format);
     auto bias = l.bias.defined() ? l.bias.to(at::kFloat).contiguous().clone() : at::Tensor();

@@ -6,6 +6,7 @@
 #include <qexp/int8_gemm.h>
 #include <qexp/int8_weights.h>
 #include <qexp/onednn_support.h>
+#include <qexp/plugin_helpers.h>
 
 #include <cmath>
 #include <limits>
@@ -28,19 +29,10 @@ const option_spec options[3] = {
 
 settings parse_settings(const option_values& values) {
   settings s;
-  const auto& g = values.get_string("granularity");
-  if (g == "per_tensor") s.weights = weight_granularity::per_tensor;
-  else if (g == "per_channel") s.weights = weight_granularity::per_channel;
-  else throw config_error("onednn-int8: option 'granularity' is '" + g + "'; expected per_tensor|per_channel");
-  const auto& a = values.get_string("activation_granularity");
-  if (a == "per_tensor") s.activations = activation_granularity::per_tensor;
-  else if (a == "per_token") s.activations = activation_granularity::per_token;
-  else throw config_error("onednn-int8: option 'activation_granularity' is '" + a +
-                          "'; expected per_tensor|per_token");
-  const auto& t = values.get_string("activation_type");
-  if (t == "u8") s.activation_dtype = activation_type::u8;
-  else if (t == "s8") s.activation_dtype = activation_type::s8;
-  else throw config_error("onednn-int8: option 'activation_type' is '" + t + "'; expected u8|s8");
+  s.weights = get_choice(values, options, "granularity", {weight_granularity::per_tensor, weight_granularity::per_channel});
+  s.activations = get_choice(values, options, "activation_granularity",
+                             {activation_granularity::per_tensor, activation_granularity::per_token});
+  s.activation_dtype = get_choice(values, options, "activation_type", {activation_type::u8, activation_type::s8});
   return s;
 }
 
@@ -85,9 +77,7 @@ class onednn_int8_linear final : public packed_linear {
   }
 
   at::Tensor forward(const at::Tensor& x) override {
-    if (x.size(-1) != k_)
-      throw input_error("onednn-int8: input has " + std::to_string(x.size(-1)) +
-                        " features in its last dimension; the layer expects " + std::to_string(k_));
+    check_input_width(x, k_, "onednn-int8");
     auto x2 = x.reshape({-1, k_}).to(at::kFloat).contiguous();
     const int64_t m = x2.size(0);
     auto shape = x.sizes().vec();
@@ -185,12 +175,7 @@ class onednn_int8_quantizer final : public linear_quantizer {
   explicit onednn_int8_quantizer(const settings& s) : settings_(s) {}
 
   std::unique_ptr<packed_linear> prepare(const layer& l) override {
-    if (!l.weight.defined() || l.weight.dim() != 2)
-      throw input_error("onednn-int8: Linear '" + l.name + "': weight must be a 2-D [out, in] tensor");
-    const int64_t n = l.weight.size(0);
-    if (l.bias.defined() && (l.bias.dim() != 1 || l.bias.size(0) != n))
-      throw input_error("onednn-int8: Linear '" + l.name + "': bias must have " + std::to_string(n) +
-                        " elements, found " + describe_tensor(l.bias));
+    check_layer(l, "onednn-int8", false);  // NaN and Inf: refused by quantize_symmetric_int8
     auto w = l.weight.to(at::kFloat).contiguous();
     auto q = quantize_symmetric_int8(w, settings_.weights == weight_granularity::per_tensor,
                                      "onednn-int8: the weight holds NaN or Inf; it cannot be quantized");

@@ -16,8 +16,10 @@ qexp::linear_quantizer* onednn_int8_create(const qexp::option_values& options, s
 // Each figure is about 3x the largest normalised MSE the conformance suite measured (docs/plugins.md
 // lists them): activation error (u8 or s8) plus weight error (per channel or per tensor).
 void onednn_int8_budget(const qexp::option_values& options, qexp::conformance_budget* out) {
-  const double activations = options.get_string("activation_type") == "s8" ? 1e-4 : 8e-5;
-  const double weights = options.get_string("granularity") == "per_tensor" ? 2.5e-4 : 5e-5;
+  using namespace qexp::onednn_int8;
+  const settings s = parse_settings(options);
+  const double activations = s.activation_dtype == activation_type::s8 ? 1e-4 : 8e-5;
+  const double weights = s.weights == weight_granularity::per_tensor ? 2.5e-4 : 5e-5;
   out->output_nmse = 3 * (activations + weights);
   out->weight_nmse = 3 * weights;
   out->bytes_per_weight = 1.0;

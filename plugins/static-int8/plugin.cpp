@@ -12,13 +12,9 @@ namespace {
 // to float rounding of the output scaling).
 int static_int8_supported(const char**) { return 1; }
 
-qexp::linear_quantizer* static_int8_create(const qexp::option_values& options, std::string* error) {
-  try {
-    return qexp::static_int8::make_quantizer(qexp::static_int8::parse_settings(options)).release();
-  } catch (const std::exception& e) {
-    *error = e.what();
-    return nullptr;
-  }
+qexp::linear_quantizer* static_int8_create(const qexp::option_values& options, std::string* /*error*/) {
+  // Whatever this throws, the registry reports as the factory's error (plugin_registry.cpp).
+  return qexp::static_int8::make_quantizer(qexp::static_int8::parse_settings(options)).release();
 }
 
 // About 3x what the conformance suite measures (docs/plugins.md lists the figures).
@@ -32,15 +28,16 @@ qexp::linear_quantizer* static_int8_create(const qexp::option_values& options, s
 //   and a low percentile clips the constant inputs of -3 (0.19 at p = 90).
 // - Dynamic activations: 1.4e-4 (u8) to 4.3e-4 (s8 with SmoothQuant), plus the weights' share.
 void static_int8_budget(const qexp::option_values& options, qexp::conformance_budget* out) {
-  const bool per_tensor = options.get_string("granularity") == "per_tensor";
+  using namespace qexp::static_int8;
+  const settings s = parse_settings(options);
+  const bool per_tensor = s.weights == weight_granularity::per_tensor;
   double weights = per_tensor ? 3.75e-4 : 9.6e-5;
-  if (options.get_bool("smoothquant"))
-    weights *= 1.0 + (per_tensor ? 0.8 : 0.2) * std::pow(400.0, options.get_number("alpha"));
+  if (s.smoothquant) weights *= 1.0 + (per_tensor ? 0.8 : 0.2) * std::pow(400.0, s.alpha);
   out->weight_nmse = weights;
   double clipped = 0;  // the percentile calibrator clips (100 - p)% of the calibration values:
   // constant inputs of -3 land beyond the range (0.19 measured at p = 90)
-  if (options.get_string("calibrator") == "percentile") clipped = (100.0 - options.get_number("percentile")) / 20.0;
-  out->output_nmse = options.get_string("activations") == "dynamic" ? 4.5e-4 + 2.0 * weights : 0.15 + clipped + weights;
+  if (s.calib == qexp::static_int8::calibrator::percentile) clipped = (100.0 - s.percentile) / 20.0;
+  out->output_nmse = s.mode == activation_mode::dynamic ? 4.5e-4 + 2.0 * weights : 0.15 + clipped + weights;
   out->bytes_per_weight = 1.0;
 }
 

@@ -6,6 +6,7 @@
 #include <qexp/int8_gemm.h>
 #include <qexp/int8_weights.h>
 #include <qexp/onednn_support.h>
+#include <qexp/plugin_helpers.h>
 
 #include <algorithm>
 #include <cmath>
@@ -47,30 +48,19 @@ const option_spec options[8] = {
      "auto|onednn|portable"},
 };
 
+// The host has checked every value against `options` (choices and the ranges of percentile and
+// alpha) before this runs.
 settings parse_settings(const option_values& values) {
   settings s;
-  auto choice = [&](const char* name, std::initializer_list<const char*> allowed) -> int {
-    const std::string& v = values.get_string(name);
-    int i = 0;
-    std::string expected;
-    for (const char* a : allowed) {
-      if (v == a) return i;
-      expected += (i++ ? "|" : "") + std::string(a);
-    }
-    throw config_error(std::string("static-int8: option '") + name + "' is '" + v + "'; expected " + expected);
-  };
-  s.weights = choice("granularity", {"per_channel", "per_tensor"}) == 0 ? weight_granularity::per_channel
-                                                                        : weight_granularity::per_tensor;
-  s.act_type = choice("activation_type", {"u8", "s8"}) == 0 ? activation_type::u8 : activation_type::s8;
-  s.mode = choice("activations", {"static", "dynamic"}) == 0 ? activation_mode::fixed : activation_mode::dynamic;
-  s.calib = static_cast<calibrator>(choice("calibrator", {"minmax", "percentile", "entropy", "mse"}));
+  s.weights = get_choice(values, options, "granularity", {weight_granularity::per_channel, weight_granularity::per_tensor});
+  s.act_type = get_choice(values, options, "activation_type", {activation_type::u8, activation_type::s8});
+  s.mode = get_choice(values, options, "activations", {activation_mode::fixed, activation_mode::dynamic});
+  s.calib = get_choice(values, options, "calibrator",
+                       {calibrator::minmax, calibrator::percentile, calibrator::entropy, calibrator::mse});
   s.percentile = values.get_number("percentile");
-  if (!(s.percentile >= 90 && s.percentile <= 100))
-    throw config_error("static-int8: option 'percentile' must be in [90, 100]");
   s.smoothquant = values.get_bool("smoothquant");
   s.alpha = values.get_number("alpha");
-  if (!(s.alpha >= 0 && s.alpha <= 1)) throw config_error("static-int8: option 'alpha' must be in [0, 1]");
-  s.kernel = static_cast<kernel_choice>(choice("kernel", {"auto", "onednn", "portable"}));
+  s.kernel = get_choice(values, options, "kernel", {kernel_choice::automatic, kernel_choice::onednn, kernel_choice::portable});
   return s;
 }
 
@@ -165,9 +155,7 @@ class static_int8_linear final : public packed_linear {
   }
 
   at::Tensor forward(const at::Tensor& x) override {
-    if (x.dim() < 1 || x.size(-1) != k_)
-      throw input_error("static-int8: input has " + std::to_string(x.dim() < 1 ? 0 : x.size(-1)) +
-                        " features in its last dimension; the layer expects " + std::to_string(k_));
+    check_input_width(x, k_, "static-int8");
     auto x2 = x.reshape({-1, k_}).to(at::kFloat).contiguous();
     const int64_t m = x2.size(0);
     auto shape = x.sizes().vec();
@@ -324,18 +312,6 @@ class static_int8_linear final : public packed_linear {
 // ---------------------------------------------------------------------------------------------
 // Weights.
 
-void check_layer(const layer& l) {
-  if (!l.weight.defined() || l.weight.dim() != 2)
-    throw input_error("static-int8: Linear '" + l.name + "': weight must be a 2-D [out, in] tensor");
-  const int64_t n = l.weight.size(0);
-  if (l.bias.defined() && (l.bias.dim() != 1 || l.bias.size(0) != n))
-    throw input_error("static-int8: Linear '" + l.name + "': bias must have " + std::to_string(n) +
-                      " elements, found " + describe_tensor(l.bias));
-  if (l.weight.numel() > 0 && !at::isfinite(l.weight).all().item<bool>())
-    throw input_error("static-int8: Linear '" + l.name + "': the weight holds NaN or Inf; it cannot be quantized");
-  if (l.bias.defined() && l.bias.numel() > 0 && !at::isfinite(l.bias).all().item<bool>())
-    throw input_error("static-int8: Linear '" + l.name + "': the bias holds NaN or Inf");
-}
 
 
 // ---------------------------------------------------------------------------------------------
@@ -419,7 +395,7 @@ class static_int8_quantizer final : public linear_quantizer {
   }
 
   std::unique_ptr<packed_linear> prepare(const layer& l) override {
-    check_layer(l);
+    check_layer(l, "static-int8", true);
     auto it = group_of_.find(l.name);
     std::shared_ptr<group_state> g = it == group_of_.end() ? nullptr : it->second;
     const bool needs_data = settings_.mode == activation_mode::fixed || settings_.smoothquant;

@@ -24,7 +24,7 @@ namespace qexp::static_int8 {
 
 enum class weight_granularity { per_tensor, per_channel };
 enum class activation_mode { fixed, dynamic };  // `activations: static|dynamic`
-enum class kernel_choice { automatic, onednn, portable };  // option order
+enum class kernel_choice { automatic, onednn, portable };  // `kernel: auto|onednn|portable`
 
 struct settings {
   weight_granularity weights = weight_granularity::per_channel;

@@ -14,7 +14,6 @@ enum class float_backend {
   onednn,  // a oneDNN f32 matmul primitive, weights reordered once into its preferred layout
 };
 
-float_backend parse_float_backend(const std::string& text);  // "blas" | "onednn"
 const char* to_string(float_backend backend);
 // The backend measured fastest on this project's machines (see docs/benchmarks.md).
 float_backend default_float_backend();
