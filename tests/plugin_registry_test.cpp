@@ -12,6 +12,7 @@
 #include "test_support.h"
 
 namespace fs = std::filesystem;
+using qexp::config_error;
 using qexp::plugin_error;
 using qexp::plugin_registry;
 
@@ -96,13 +97,13 @@ TEST(plugin_registry, options_are_checked_against_the_plugin_specs) {
   try {
     registry.resolve_options("options-check", {{"levle", "2"}}, "x.yaml:3:4");
     FAIL() << "unknown option accepted";
-  } catch (const plugin_error& e) {
+  } catch (const config_error& e) {  // a mistake in the config, exit 3 like an unknown config key
     EXPECT_STREQ(e.what(), "x.yaml:3:4: plugin 'options-check': unknown option 'levle'; did you mean 'level'?");
   }
   try {
     registry.resolve_options("options-check", {{"level", "high"}});
     FAIL() << "wrong type accepted";
-  } catch (const plugin_error& e) {
+  } catch (const config_error& e) {
     EXPECT_STREQ(e.what(), "plugin 'options-check': option 'level' expects an integer, got 'high'");
   }
 }
@@ -112,7 +113,7 @@ TEST(plugin_registry, choice_options_suggest_the_closest_choice) {
   try {
     registry.resolve_options("fp32", {{"backend", "onednm"}});
     FAIL() << "bad choice accepted";
-  } catch (const plugin_error& e) {
+  } catch (const config_error& e) {
     EXPECT_NE(std::string(e.what()).find("got 'onednm'; did you mean 'onednn'?"), std::string::npos) << e.what();
   }
 }

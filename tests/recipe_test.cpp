@@ -208,7 +208,7 @@ TEST(plugin_options, ranges_and_paths_are_checked_and_paths_resolve_against_the_
   try {
     registry().resolve_options("calibration-probe", {{"notes", "missing.txt"}}, "c.yaml:3:5", dir.path());
     FAIL() << "a missing path was accepted";
-  } catch (const qexp::plugin_error& e) {
+  } catch (const qexp::config_error& e) {
     EXPECT_NE(std::string(e.what()).find((dir.path() / "missing.txt").string() + " does not exist"), std::string::npos)
         << e.what();
   }
@@ -216,7 +216,7 @@ TEST(plugin_options, ranges_and_paths_are_checked_and_paths_resolve_against_the_
     try {
       registry().resolve_options("calibration-probe", {{"levels", bad}}, "c.yaml:3:5");
       FAIL() << "levels=" << bad << " was accepted";
-    } catch (const qexp::plugin_error& e) {
+    } catch (const qexp::config_error& e) {
       EXPECT_NE(std::string(e.what()).find("c.yaml:3:5: plugin 'calibration-probe': option 'levels' expects an integer "
                                             "in [2, 15], got '" + std::string(bad) + "'"),
                 std::string::npos)
@@ -255,10 +255,10 @@ TEST(calibration, the_evaluation_file_is_refused_as_calibration_data) {
   EXPECT_EQ(dry.exit_code, 0) << dry.output;
   EXPECT_NE(dry.output.find("#   rule 2: plugin 'dynamic-int8' exclude [*classifier] -> 8 sites"), std::string::npos)
       << dry.output;
-  // An option out of its range fails validation, before anything runs.
+  // An option out of its range fails validation, before anything runs: a config error (exit 3).
   auto range = qexp::test::run_qexp(plugin_path + "validate " + probe_config(dir.path(), (dir.path() / "train.tsv").string()) +
                                     " --set quantizers.0.rules.0.options.levels=99");
-  EXPECT_EQ(range.exit_code, 5) << range.output;
+  EXPECT_EQ(range.exit_code, 3) << range.output;
   EXPECT_NE(range.output.find("option 'levels' expects an integer in [2, 15], got '99'"), std::string::npos) << range.output;
 }
 

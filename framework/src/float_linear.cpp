@@ -7,14 +7,9 @@
 #include <unordered_map>
 
 #include "qexp/errors.h"
+#include "qexp/plugin_helpers.h"
 
 namespace qexp {
-
-float_backend parse_float_backend(const std::string& text) {
-  if (text == "blas") return float_backend::blas;
-  if (text == "onednn") return float_backend::onednn;
-  throw config_error("unknown float backend '" + text + "'; expected 'blas' or 'onednn'");
-}
 
 const char* to_string(float_backend backend) {
   return backend == float_backend::blas ? "blas" : "onednn";
@@ -26,9 +21,9 @@ float_backend default_float_backend() { return float_backend::onednn; }
 
 namespace {
 
+// A wrong width is an input error (exit 4), as in every plugin's Linear.
 at::Tensor as_matrix(const at::Tensor& x, int64_t in_features) {
-  TORCH_CHECK(x.size(-1) == in_features, "Linear expects ", in_features, " input features, got ",
-              x.size(-1));
+  check_input_width(x, in_features, "float Linear");
   return x.reshape({-1, in_features}).contiguous();
 }
 
@@ -168,11 +163,7 @@ class onednn_linear final : public float_linear_base {
 }  // namespace
 
 std::unique_ptr<packed_linear> make_float_linear(const layer& l, float_backend backend) {
-  if (!l.weight.defined() || l.weight.dim() != 2)
-    throw input_error("Linear '" + l.name + "': weight must be a 2-D [out, in] tensor");
-  if (l.bias.defined() && (l.bias.dim() != 1 || l.bias.size(0) != l.weight.size(0)))
-    throw input_error("Linear '" + l.name + "': bias must have " +
-                      std::to_string(l.weight.size(0)) + " elements");
+  check_layer(l, "float", false);  // the float path computes NaN and Inf as they are
   if (backend == float_backend::onednn) return std::make_unique<onednn_linear>(l);
   return std::make_unique<blas_linear>(l);
 }
@@ -191,7 +182,12 @@ namespace {
 class float_table final : public packed_table {
  public:
   explicit float_table(at::Tensor weight) : weight_(std::move(weight)) {}
-  at::Tensor lookup(const at::Tensor& ids) override { return at::embedding(weight_, ids); }
+  // at::embedding's own range check throws a c10::IndexError; the table contract (and the
+  // conformance suite) says std::out_of_range, as every plugin's table throws.
+  at::Tensor lookup(const at::Tensor& ids) override {
+    checked_ids(ids, weight_.size(0), "float table");
+    return at::embedding(weight_, ids);
+  }
   std::size_t packed_bytes() const override { return weight_.nbytes(); }
   at::Tensor dequantized_table() const override { return weight_; }
   void save(tensor_writer& out, const std::string& prefix) const override { out.add_tensor(prefix + ".weight", weight_); }

@@ -144,11 +144,16 @@ void check_info(const fs::path& file, const qexp_plugin_info* info) {
 }
 
 
-// Returns the canonical text of `value` for option `o`, or throws naming what was expected.
-std::string canonical_option_value(const option_spec& o, const std::string& value, const std::string& who,
-                                   const fs::path& base_dir) {
+// Returns the canonical text of `value` for option `o`, or throws naming what was expected: a
+// config_error (exit 3) for a value the user wrote, as for any other config key; a plugin_error
+// (exit 5) for the plugin's own default, which is the plugin's mistake.
+std::string canonical_option_value(const option_spec& o, const std::string& value, bool is_default,
+                                   const std::string& who, const fs::path& base_dir) {
   auto fail = [&](const std::string& expected, const std::string& suggestion = "") -> std::string {
-    throw plugin_error(who + "option '" + o.name + "' expects " + expected + ", got '" + value + "'" + suggestion);
+    const std::string message = who + "option '" + o.name + "' expects " + expected + ", got '" + value + "'" +
+                                (is_default ? " (its declared default)" : suggestion);
+    if (is_default) throw plugin_error(message);
+    throw config_error(message);
   };
   auto check_range = [&](double v, const std::string& expected) {
     if ((o.min && v < std::strtod(o.min, nullptr)) || (o.max && v > std::strtod(o.max, nullptr)))
@@ -365,14 +370,15 @@ option_values plugin_registry::resolve_options(const std::string& id,
   for (std::size_t i = 0; i < record.info->n_options; ++i) names.emplace_back(record.info->options[i].name);
   for (const auto& [key, value] : given)
     if (std::find(names.begin(), names.end(), key) == names.end())
-      throw plugin_error(who + "unknown option '" + key + "'" + did_you_mean(key, names) +
+      throw config_error(who + "unknown option '" + key + "'" + did_you_mean(key, names) +
                          (names.empty() ? " (it takes no options)" : ""));
   option_values values;
   for (std::size_t i = 0; i < record.info->n_options; ++i) {
     const option_spec& o = record.info->options[i];
     auto it = given.find(o.name);
     values.values[o.name] =
-        canonical_option_value(o, it == given.end() ? o.default_value : it->second, who, base_dir);
+        it == given.end() ? canonical_option_value(o, o.default_value, true, who, base_dir)
+                          : canonical_option_value(o, it->second, false, who, base_dir);
   }
   return values;
 }

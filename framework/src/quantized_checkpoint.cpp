@@ -182,6 +182,10 @@ distilbert_classifier load_quantized_checkpoint(const std::filesystem::path& fil
         if (!q) q = plugins.create_table(s.plugin, s.options, where);
         tables[s.site] = q->load(*reader, s.site);
       }
+    } catch (const config_error& e) {
+      // Options the checkpoint recorded that the plugin found no longer accepts: the file is the
+      // input at fault here, not a config.
+      throw checkpoint_error(e.what());
     } catch (const qexp::error&) {
       throw;
     } catch (const std::exception& e) {

@@ -97,7 +97,7 @@ int check_plugin(const check_plugin_options& o) {
   if (o.sets.empty()) {
     cases = qexp::conformance_cases(*record.info);
   } else {
-    registry.resolve_options(o.id, given, "--set");  // plugin_error (exit 5) naming a bad option
+    registry.resolve_options(o.id, given, "--set");  // config_error (exit 3) naming a bad option
     cases.push_back({o.id, given, qexp::conformance_case_name(given)});
   }
 

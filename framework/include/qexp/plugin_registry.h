@@ -44,6 +44,8 @@ class plugin_registry {
 
   // Checks `given` against the plugin's option specs (unknown option with a did-you-mean, wrong
   // type, value outside its range or choices, path that does not exist) and fills in defaults.
+  // A bad option is a config_error (exit 3), like any other mistake in a config or a --set: the
+  // plugin is fine, what was written for it is not.
   // `where` prefixes messages, e.g. "config.yaml:7:5"; relative path options are resolved against
   // `base_dir` (the config file's folder; the current folder when empty).
   option_values resolve_options(const std::string& id, const std::map<std::string, std::string>& given,
