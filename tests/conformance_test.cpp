@@ -126,6 +126,22 @@ TEST(run_conformance, a_plugin_throwing_a_non_std_exception_fails_checks_instead
   EXPECT_FALSE(width->passed) << "an int is not the exception the contract asks for";
 }
 
+// A wrong width must be qexp::input_error (exit 4, as in the float Linear) and an id out of range
+// std::out_of_range: another exception type fails the check and names what was thrown.
+TEST(run_conformance, bad_input_refused_with_the_wrong_error_type_fails_those_checks) {
+  auto registry = registry_of("untyped_errors");
+  const auto checks = run_conformance(registry, {"untyped-errors", {}, "defaults"});
+  EXPECT_EQ(failed_names(checks), (std::vector<std::string>{"linear.wrong_input_width_is_an_error_not_a_crash",
+                                                            "table.out_of_range_id_is_an_error_not_a_crash"}))
+      << describe(checks);
+  const auto* width = find_check(checks, "linear.wrong_input_width_is_an_error_not_a_crash");
+  ASSERT_TRUE(width);
+  EXPECT_NE(width->detail.find("is not a qexp::input_error"), std::string::npos) << width->detail;
+  const auto* id = find_check(checks, "table.out_of_range_id_is_an_error_not_a_crash");
+  ASSERT_TRUE(id);
+  EXPECT_NE(id->detail.find("is not a std::out_of_range"), std::string::npos) << id->detail;
+}
+
 TEST(run_conformance, a_correct_table_plugin_passes_the_table_checks_and_gets_no_linear_ones) {
   auto registry = registry_of("float_table");
   const auto checks = run_conformance(registry, {"float-table", {}, "defaults"});
@@ -250,12 +266,14 @@ TEST(check_plugin, the_global_plugin_path_works_too_and_table_plugins_pass) {
       << r.output;
 }
 
-TEST(check_plugin, an_unknown_plugin_or_option_exits_5_and_a_malformed_set_exits_2) {
+// An unknown option is a mistake in what was written for the plugin (exit 3, as in a config), an
+// unknown or broken plugin exit 5.
+TEST(check_plugin, an_unknown_plugin_exits_5_an_unknown_option_3_and_a_malformed_set_2) {
   auto unknown = test::run_qexp("check-plugin no-such-plugin");
   EXPECT_EQ(unknown.exit_code, 5) << unknown.output;
   EXPECT_NE(unknown.output.find("no-such-plugin"), std::string::npos) << unknown.output;
   auto option = test::run_qexp("check-plugin fp32 --set backnd=blas");
-  EXPECT_EQ(option.exit_code, 5) << option.output;
+  EXPECT_EQ(option.exit_code, 3) << option.output;
   EXPECT_NE(option.output.find("backnd"), std::string::npos) << option.output;
   auto malformed = test::run_qexp("check-plugin fp32 --set backend");
   EXPECT_EQ(malformed.exit_code, 2) << malformed.output;

@@ -73,12 +73,17 @@ conformance_check run_check(const std::string& name, const std::function<void(co
   return out;
 }
 
-// Runs `body`, which must throw a std::exception; `what` describes the call for the message.
-void require_throw(const std::string& what, const std::function<void()>& body) {
+// Runs `body`, which must throw `Expected`, the type the contract names for that mistake
+// (docs/writing-a-plugin.md): any other exception would reach the user with another exit code, or
+// none. `what` describes the call and `expected` names the type for the message.
+template <typename Expected>
+void require_throw(const std::string& what, const char* expected, const std::function<void()>& body) {
   try {
     body();
-  } catch (const std::exception&) {
+  } catch (const Expected&) {
     return;
+  } catch (const std::exception& e) {
+    fail(what + " threw '" + one_line(error_message(e), 200) + "', which is not a " + expected);
   } catch (...) {
     fail(what + " threw something that is not a std::exception");
   }
@@ -438,7 +443,9 @@ class linear_suite {
     const layer l = random_layer(40, 24, 31);
     auto lin = prepare(l);
     auto gen = generator(32);
-    require_throw("forward() on a [3, 41] input to a 40-wide layer", [&] { lin->forward(at::randn({3, 41}, gen)); });
+    // A wrong width is the caller's input: qexp::input_error, exit 4, in every Linear.
+    require_throw<input_error>("forward() on a [3, 41] input to a 40-wide layer", "qexp::input_error",
+                               [&] { lin->forward(at::randn({3, 41}, gen)); });
   }
 
   void keeps_float_weight(conformance_check&) {
@@ -609,9 +616,10 @@ class table_suite {
   void out_of_range(conformance_check&) {
     const table t = random_table(50, 16, 61);
     auto packed = prepare(t);
-    require_throw("lookup() of id 50 in a 50-row table",
-                  [&] { packed->lookup(at::tensor(std::vector<std::int64_t>{3, 50}, at::kLong)); });
-    require_throw("lookup() of id -1", [&] { packed->lookup(at::tensor(std::vector<std::int64_t>{-1, 2}, at::kLong)); });
+    require_throw<std::out_of_range>("lookup() of id 50 in a 50-row table", "std::out_of_range",
+                                     [&] { packed->lookup(at::tensor(std::vector<std::int64_t>{3, 50}, at::kLong)); });
+    require_throw<std::out_of_range>("lookup() of id -1", "std::out_of_range",
+                                     [&] { packed->lookup(at::tensor(std::vector<std::int64_t>{-1, 2}, at::kLong)); });
   }
 
   void keeps_float_table(conformance_check&) {

@@ -2,12 +2,14 @@
 // folder of its own so a test can point --plugin-path at exactly one of them. Cases 10 to 15 load
 // fine and exercise the conformance suite (`qexp check-plugin`): four break one promise each, two
 // keep them all (an embedding-table plugin and a calibrating one). Cases 16 to 18 load fine and then
-// take their process down or never return, for crash isolation.
+// take their process down or never return, for crash isolation. Case 19 throws errors of the wrong
+// types for bad input.
 #include <qexp/float_linear.h>
 #include <qexp/plugin_api.h>
 
 #if BROKEN_CASE >= 10
 #include <ATen/ATen.h>
+#include <qexp/errors.h>
 #endif
 
 #include <algorithm>
@@ -159,6 +161,45 @@ class float_table_quantizer final : public qexp::table_quantizer {
   }
 };
 
+// Case 19: a float Linear and a float table that refuse bad input, but with errors of other types
+// than the contract names (std::invalid_argument for a wrong width instead of qexp::input_error,
+// std::runtime_error for an id out of range instead of std::out_of_range).
+class untyped_width_linear final : public wrapped_linear {
+ public:
+  using wrapped_linear::wrapped_linear;
+  at::Tensor forward(const at::Tensor& x) override {
+    if (x.dim() < 1 || x.size(-1) != inner_->dequantized_weight().size(1))
+      throw std::invalid_argument("input width differs from the layer's");
+    return inner_->forward(x);
+  }
+};
+
+class untyped_id_table_quantizer final : public qexp::table_quantizer {
+  class table final : public qexp::packed_table {
+   public:
+    explicit table(at::Tensor weight) : weight_(std::move(weight)) {}
+    at::Tensor lookup(const at::Tensor& ids) override {
+      if (ids.numel() > 0 && (ids.min().item<std::int64_t>() < 0 || ids.max().item<std::int64_t>() >= weight_.size(0)))
+        throw std::runtime_error("id out of range");
+      return at::embedding(weight_, ids);
+    }
+    std::size_t packed_bytes() const override { return weight_.nbytes(); }
+    at::Tensor dequantized_table() const override { return weight_; }
+    void save(qexp::tensor_writer& out, const std::string& prefix) const override { out.add_tensor(prefix + ".weight", weight_); }
+
+   private:
+    at::Tensor weight_;
+  };
+
+ public:
+  std::unique_ptr<qexp::packed_table> prepare(const qexp::table& t) override {
+    return std::make_unique<table>(t.weight.contiguous());
+  }
+  std::unique_ptr<qexp::packed_table> load(const qexp::tensor_reader& in, const std::string& prefix) const override {
+    return std::make_unique<table>(in.tensor(prefix + ".weight"));
+  }
+};
+
 // Case 15: a correct calibrating scheme: activations rounded to a static symmetric 8-bit grid whose
 // step comes from calibration (max |x| / 127 over what observe() saw), float weights. prepare()
 // refuses to run out of order, so the suite's calibration sequence is checked too.
@@ -167,7 +208,7 @@ class static_activation_linear final : public wrapped_linear {
   static_activation_linear(std::unique_ptr<qexp::packed_linear> inner, float scale, std::int64_t in_features)
       : wrapped_linear(std::move(inner)), scale_(scale), in_features_(in_features) {}
   at::Tensor forward(const at::Tensor& x) override {
-    if (x.dim() < 1 || x.size(-1) != in_features_) throw std::invalid_argument("input width differs from the layer's");
+    if (x.dim() < 1 || x.size(-1) != in_features_) throw qexp::input_error("input width differs from the layer's");
     auto q = (x / scale_).round().clamp(-127, 127) * scale_;
     return inner_->forward(at::where(at::isfinite(x), q, x).contiguous());
   }
@@ -294,6 +335,10 @@ QEXP_PLUGIN("aborts", "1.0.0", "prepare calls std::abort", options, supported_ye
 #elif BROKEN_CASE == 18
 QEXP_PLUGIN("hangs", "1.0.0", "forward never returns", options, supported_yes,
             create_linear_of<wrapping_quantizer<hanging_linear>>)
+#elif BROKEN_CASE == 19
+QEXP_PLUGIN("untyped-errors", "1.0.0", "refuses bad input with errors of the wrong types", options, supported_yes,
+            create_linear_of<wrapping_quantizer<untyped_width_linear>>, create_table_of<untyped_id_table_quantizer>,
+            float_table_budget)
 #else
 #error "set BROKEN_CASE"
 #endif

@@ -4,6 +4,7 @@
 // begin (groups), observe (rows), finish_calibration (scales), prepare, save/load, budget.
 // Clarity over speed: the integer matmul is done in float on the dequantized integer values.
 #include <qexp/plugin_api.h>
+#include <qexp/plugin_helpers.h>
 
 #include <ATen/ATen.h>
 
@@ -32,9 +33,7 @@ class static_linear final : public qexp::packed_linear {
 
   at::Tensor forward(const at::Tensor& x) override {
     const int64_t in = codes_.size(1);
-    if (x.dim() < 1 || x.size(-1) != in)
-      throw std::invalid_argument("static-int8-example: input width " + std::to_string(x.size(-1)) +
-                                  ", expected " + std::to_string(in));
+    qexp::check_input_width(x, in, "static-int8-example");  // qexp::input_error, as the contract asks
     auto rows = x.reshape({-1, in});
     // The fixed scale: values beyond the calibrated range saturate at +-127.
     auto x_dq = at::clamp(at::round(rows / s_x_), -127, 127) * s_x_;

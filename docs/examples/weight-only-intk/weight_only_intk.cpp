@@ -2,6 +2,7 @@
 // activations. The simplest scheme that shows the whole plugin seam in one file: options, a packed
 // Linear, its checkpoint, and the entry point.
 #include <qexp/plugin_api.h>
+#include <qexp/plugin_helpers.h>
 
 #include <ATen/ATen.h>
 
@@ -23,6 +24,8 @@ class intk_linear final : public qexp::packed_linear {
         weight_(codes_.to(at::kFloat) * scales_.unsqueeze(1)) {}
 
   at::Tensor forward(const at::Tensor& x) override {
+    // at::linear would throw a c10::Error; the contract asks for qexp::input_error (exit 4).
+    qexp::check_input_width(x, weight_.size(1), "weight-only-intk");
     return bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_);
   }
   std::size_t packed_bytes() const override {
