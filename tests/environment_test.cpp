@@ -63,8 +63,12 @@ TEST(environment, compute_threads_are_set_for_every_pool) {
   for (int threads : {1, 2, 1}) {
     qexp::set_compute_threads(threads);
     EXPECT_EQ(qexp::compute_threads(), threads);
-    if (omp_threads) EXPECT_EQ(omp_threads(), threads) << "the OpenMP pool oneDNN uses";
-    if (openblas_threads) EXPECT_EQ(openblas_threads(), threads) << "OpenBLAS's own pool";
+    if (omp_threads) {
+      EXPECT_EQ(omp_threads(), threads) << "the OpenMP pool oneDNN uses";
+    }
+    if (openblas_threads) {
+      EXPECT_EQ(openblas_threads(), threads) << "OpenBLAS's own pool";
+    }
   }
   qexp::set_compute_threads(before);
   if (!openblas_threads) GTEST_SKIP() << "no OpenBLAS in this process (reference BLAS?): its pool was not checked";
