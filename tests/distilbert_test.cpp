@@ -134,6 +134,63 @@ TEST(distilbert, unreadable_pytorch_model_bin_says_so) {
   }
 }
 
+// The golden padded batch, as token ids and mask.
+std::pair<at::Tensor, at::Tensor> golden_batch() {
+  std::ifstream in(golden_dir() / "expected_batch.json");
+  auto j = nlohmann::json::parse(in);
+  std::vector<at::Tensor> rows, masks;
+  for (const auto& r : j["input_ids"]) rows.push_back(at::tensor(r.get<std::vector<std::int64_t>>(), at::kLong));
+  for (const auto& r : j["attention_mask"]) masks.push_back(at::tensor(r.get<std::vector<std::int64_t>>(), at::kLong));
+  return {at::stack(rows), at::stack(masks)};
+}
+
+TEST(distilbert, every_saved_stage_input_gives_the_forward_logits) {
+  auto model = qexp::distilbert_classifier::from_folder(golden_dir());
+  const auto [ids, mask] = golden_batch();
+  const at::Tensor expected = model.forward(ids, mask);
+  std::vector<qexp::distilbert_classifier::stage_input> saved;
+  EXPECT_TRUE(at::equal(model.forward_saving_stages(ids, mask, saved), expected));
+  const std::int64_t n_layers = model.config().n_layers;
+  ASSERT_EQ(static_cast<std::int64_t>(saved.size()), n_layers + 1);
+  for (std::int64_t k = 0; k <= n_layers; ++k) {
+    EXPECT_EQ(saved[k].stage, k + 1);
+    // Bitwise: the same kernels on the same rows; and the saved input survives the calls.
+    EXPECT_TRUE(at::equal(model.forward_from(saved[k]), expected)) << "stage " << k + 1;
+    EXPECT_TRUE(at::equal(model.forward_from(saved[k]), expected)) << "stage " << k + 1 << ", again";
+  }
+}
+
+TEST(distilbert, a_model_changed_from_a_stage_on_runs_from_that_stage) {
+  auto fp32 = qexp::distilbert_classifier::from_folder(golden_dir());
+  const auto [ids, mask] = golden_batch();
+  std::vector<qexp::distilbert_classifier::stage_input> saved;
+  fp32.forward_saving_stages(ids, mask, saved);
+  for (const std::string site : {"distilbert.transformer.layer.1.ffn.lin1", "pre_classifier"}) {
+    qexp::layer l = fp32.float_layer(site);
+    l.weight = l.weight * 0.5;
+    auto changed = fp32;
+    changed.replace_linear(site, qexp::make_float_linear(l));
+    const std::int64_t stage = fp32.stage_of(site);
+    const at::Tensor from_stage = changed.forward_from(saved.at(static_cast<std::size_t>(stage - 1)));
+    EXPECT_TRUE(at::equal(from_stage, changed.forward(ids, mask))) << site;
+    EXPECT_FALSE(at::allclose(from_stage, fp32.forward(ids, mask))) << site << ": the change should show";
+  }
+}
+
+TEST(distilbert, forward_from_refuses_an_input_of_another_shape_or_stage) {
+  auto model = qexp::distilbert_classifier::from_folder(golden_dir());
+  const auto [ids, mask] = golden_batch();
+  std::vector<qexp::distilbert_classifier::stage_input> saved;
+  model.forward_saving_stages(ids, mask, saved);
+  auto wrong_stage = saved[0];
+  wrong_stage.stage = model.config().n_layers + 2;
+  EXPECT_THROW(model.forward_from(wrong_stage), qexp::input_error);
+  auto wrong_width = saved[0];
+  wrong_width.hidden = wrong_width.hidden.narrow(1, 0, 3);
+  EXPECT_THROW(model.forward_from(wrong_width), qexp::input_error);
+  EXPECT_THROW(model.forward_from(qexp::distilbert_classifier::stage_input{}), qexp::input_error);
+}
+
 TEST(distilbert, padding_does_not_change_a_text_s_logits) {
   auto model = qexp::distilbert_classifier::from_folder(golden_dir());
   const auto c = golden_cases()[1];

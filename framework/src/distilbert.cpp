@@ -20,6 +20,11 @@
 namespace qexp {
 namespace {
 
+// A tensor over the vector's memory, no copy: valid while `v` lives.
+at::Tensor long_tensor_view(const std::vector<std::int64_t>& v) {
+  return at::from_blob(const_cast<std::int64_t*>(v.data()), {static_cast<std::int64_t>(v.size())}, at::kLong);
+}
+
 constexpr double layer_norm_eps = 1e-12;  // hard-coded in Hugging Face's DistilBERT
 
 // The six Linears of a transformer block, in Hugging Face's module order.
@@ -183,6 +188,18 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids) {
 
 at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
                                           const at::Tensor& attention_mask) {
+  return run_stages(input_ids, attention_mask, nullptr);
+}
+
+at::Tensor distilbert_classifier::forward_saving_stages(const at::Tensor& input_ids,
+                                                        const at::Tensor& attention_mask,
+                                                        std::vector<stage_input>& saved) {
+  saved.clear();
+  return run_stages(input_ids, attention_mask, &saved);
+}
+
+at::Tensor distilbert_classifier::run_stages(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                             std::vector<stage_input>* saved) {
   c10::InferenceMode inference;
   if (input_ids.dim() != 2 || !at::isIntegralType(input_ids.scalar_type(), false))
     throw input_error("DistilBERT input_ids: expected an integer [batch, tokens] tensor, found " +
@@ -193,7 +210,6 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
                       ", found " +
                       (attention_mask.defined() ? shape_text(attention_mask.sizes()) : "none"));
   const std::int64_t batch = input_ids.size(0), tokens = input_ids.size(1);
-  const std::int64_t heads = config_.n_heads;
   if (batch == 0 || tokens == 0)
     throw input_error("DistilBERT input_ids: expected at least one token, found shape " +
                       shape_text(input_ids.sizes()));
@@ -211,22 +227,38 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
                           " is outside the vocabulary [0, " + std::to_string(config_.vocab_size) +
                           ")");
   }
-  // Without an observer nobody else holds the Linear outputs, so they are updated in place.
-  const bool in_place = !observer_;
-  const detail::token_rows rows = detail::pack_token_rows(ids, attention_mask.to(at::kLong).contiguous());
-  const auto as_tensor = [](const std::vector<std::int64_t>& v) {
-    return at::from_blob(const_cast<std::int64_t*>(v.data()), {static_cast<std::int64_t>(v.size())},
-                         at::kLong);
-  };
-
-  at::Tensor x = tables_[0]->lookup(as_tensor(rows.ids));  // [rows, D]
-  detail::add_layer_norm_(x, tables_[1]->lookup(as_tensor(rows.positions)), embed_norm_weight_, embed_norm_bias_,
+  auto rows = std::make_shared<const detail::token_rows>(
+      detail::pack_token_rows(ids, attention_mask.to(at::kLong).contiguous()));
+  at::Tensor x = tables_[0]->lookup(long_tensor_view(rows->ids));  // [rows, D]
+  detail::add_layer_norm_(x, tables_[1]->lookup(long_tensor_view(rows->positions)), embed_norm_weight_, embed_norm_bias_,
                           layer_norm_eps);
+  return run_from(stage_input{1, x, std::move(rows)}, saved);
+}
+
+at::Tensor distilbert_classifier::forward_from(const stage_input& in) {
+  c10::InferenceMode inference;
+  if (!in.rows || !in.hidden.defined() || in.stage < 1 || in.stage > config_.n_layers + 1 ||
+      in.hidden.dim() != 2 || in.hidden.size(0) != in.rows->count() || in.hidden.size(1) != config_.dim)
+    throw input_error("DistilBERT forward_from: expected a stage_input saved by forward_saving_stages of a model "
+                      "of this config (stage 1.." + std::to_string(config_.n_layers + 1) + ", [rows, " +
+                      std::to_string(config_.dim) + "] hidden), found stage " + std::to_string(in.stage) +
+                      (in.hidden.defined() ? " and hidden " + shape_text(in.hidden.sizes()) : ""));
+  return run_from(in, nullptr);
+}
+
+at::Tensor distilbert_classifier::run_from(const stage_input& in, std::vector<stage_input>* saved) {
+  // Without an observer nobody else holds the Linear outputs, so they are updated in place. The
+  // stage's input itself is never written: every block writes into its Linears' outputs.
+  const bool in_place = !observer_;
+  const detail::token_rows& rows = *in.rows;
+  const std::int64_t heads = config_.n_heads;
+  at::Tensor x = in.hidden;
 
   // The last block runs on every row too, although the classifier reads position 0 only: a
   // Linear with per-tensor dynamic activation ranges would give other numbers on fewer rows, and
   // the plugin ABI does not say which Linears treat rows independently.
-  for (std::int64_t b = 0; b < config_.n_layers; ++b) {
+  for (std::int64_t b = in.stage - 1; b < config_.n_layers; ++b) {
+    if (saved) saved->push_back({b + 1, x, in.rows});
     const std::size_t base = static_cast<std::size_t>(b) * linears_per_block;
     const block_norms& norms = blocks_[b];
     const at::Tensor q = apply_linear(base + q_lin, x).contiguous();
@@ -250,10 +282,11 @@ at::Tensor distilbert_classifier::forward(const at::Tensor& input_ids,
     x = ffn_out;
   }
 
+  if (saved) saved->push_back({config_.n_layers + 1, x, in.rows});
   const std::size_t head = static_cast<std::size_t>(config_.n_layers) * linears_per_block;
   // The [CLS] rows, one per sequence.
   const std::vector<std::int64_t> first_rows(rows.start.begin(), rows.start.end() - 1);
-  at::Tensor pooled = rows.count() == batch ? x : x.index_select(0, as_tensor(first_rows));
+  at::Tensor pooled = rows.count() == rows.sequences() ? x : x.index_select(0, long_tensor_view(first_rows));
   at::Tensor pre = apply_linear(head, pooled);
   pre = in_place ? pre.relu_() : pre.relu();
   return apply_linear(head + 1, pre);

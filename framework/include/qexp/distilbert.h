@@ -25,6 +25,10 @@
 
 namespace qexp {
 
+namespace detail {
+struct token_rows;  // a batch's tokens with the padding dropped (src/attention.h)
+}
+
 // The fields of a Hugging Face DistilBERT config.json that the model uses.
 struct distilbert_config {
   std::int64_t dim = 768;
@@ -107,6 +111,22 @@ class distilbert_classifier {
   // Same with an all-ones mask.
   at::Tensor forward(const at::Tensor& input_ids);
 
+  // The forward pass cut between stages (stage_of's numbering): what enters `stage` for one
+  // batch. Layer sensitivity saves these once and runs a model whose sites changed only from
+  // `stage` on, from the saved input, instead of the whole model.
+  struct stage_input {
+    std::int64_t stage = 1;                          // 1..n_layers: a block; n_layers + 1: the head
+    at::Tensor hidden;                               // [token rows, dim], padding rows dropped
+    std::shared_ptr<const detail::token_rows> rows;  // where each sequence's rows are
+  };
+  // forward(), also returning the input of every stage after the embeddings (n_layers + 1 of
+  // them, stage 1 first). The saved tensors are not changed by later calls.
+  at::Tensor forward_saving_stages(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                   std::vector<stage_input>& saved);
+  // The logits from `in.stage` on: forward() of the batch `in` was saved from, when every site
+  // before that stage is what it was then.
+  at::Tensor forward_from(const stage_input& in);
+
   const distilbert_config& config() const { return config_; }
 
   // Every site in model order: the word and position embedding tables, then each Linear with
@@ -163,6 +183,10 @@ class distilbert_classifier {
   std::size_t index_of(const std::string& name) const;
   std::size_t table_index_of(const std::string& name) const;
   at::Tensor apply_linear(std::size_t index, const at::Tensor& x);
+  // forward() after its checks; `saved` (may be null) receives every stage's input.
+  at::Tensor run_stages(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                        std::vector<stage_input>* saved);
+  at::Tensor run_from(const stage_input& in, std::vector<stage_input>* saved);
   void build_linears();
 
   distilbert_config config_;
