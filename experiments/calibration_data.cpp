@@ -8,18 +8,26 @@
 
 namespace qexp {
 
+std::vector<std::size_t> seeded_draw(std::size_t population, std::uint64_t seed, std::size_t count) {
+  std::vector<std::size_t> order(population);
+  std::iota(order.begin(), order.end(), 0);
+  // A partial Fisher-Yates shuffle with a fixed engine.
+  std::mt19937_64 engine(seed);
+  const std::size_t n = std::min(population, count);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t j = i + static_cast<std::size_t>(engine() % (population - i));
+    std::swap(order[i], order[j]);
+  }
+  order.resize(n);
+  return order;
+}
+
 calibration_set load_calibration_set(const calibration_settings& settings, const wordpiece_tokenizer& tokenizer,
                                      int max_length) {
   const labelled_sentences data = read_sentence_tsv(settings.data_path);
-  std::vector<std::size_t> order(data.size());
-  std::iota(order.begin(), order.end(), 0);
-  // A partial Fisher-Yates shuffle with a fixed engine: the same draw on every machine.
-  std::mt19937_64 engine(settings.seed);
-  const std::size_t n = std::min(order.size(), static_cast<std::size_t>(settings.sentences));
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t j = i + static_cast<std::size_t>(engine() % (order.size() - i));
-    std::swap(order[i], order[j]);
-  }
+  const std::vector<std::size_t> order =
+      seeded_draw(data.size(), settings.seed, static_cast<std::size_t>(settings.sentences));
+  const std::size_t n = order.size();
   calibration_set set;
   set.batch_size = static_cast<std::size_t>(settings.batch_size);
   set.pad_id = tokenizer.pad_id();

@@ -3,7 +3,9 @@
 #include <sstream>
 
 #include "experiment.h"
+#include "qexp/distilbert.h"
 #include "qexp/errors.h"
+#include "qexp/input_file.h"
 #include "qexp/threads.h"
 
 namespace qexp {
@@ -29,7 +31,9 @@ schema_node options_schema() {
       .with_default(YAML::Node(YAML::NodeType::Map));
 }
 
-schema_node quantizer_schema(const std::string& default_plugin) {
+}  // namespace
+
+schema_node recipe_entry_schema(const std::string& default_plugin) {
   schema_node rule = schema_node::map_of({
       {"layers", layers_schema()},
       {"plugin", schema_node::of(value_kind::string, "plugin id, as `qexp plugins` lists it").is_required()},
@@ -50,6 +54,8 @@ schema_node quantizer_schema(const std::string& default_plugin) {
                     .with_default(YAML::Node(YAML::NodeType::Sequence))},
   });
 }
+
+namespace {
 
 std::vector<int> int_list(const YAML::Node& n) {
   std::vector<int> out;
@@ -87,6 +93,8 @@ recipe_rule rule_from(const YAML::Node& n, const config_source& source, const st
   return rule;
 }
 
+}  // namespace
+
 quantizer_entry quantizer_from(const YAML::Node& n, const config_source& source, const std::string& key) {
   quantizer_entry q;
   q.where = location_of(source, key);
@@ -109,7 +117,116 @@ quantizer_entry quantizer_from(const YAML::Node& n, const config_source& source,
   return q;
 }
 
-}  // namespace
+schema_node model_section_schema() {
+  return schema_node::map_of({
+      {"path", schema_node::of(value_kind::path,
+                               "Hugging Face model folder (config.json, model.safetensors or pytorch_model.bin, "
+                               "vocab.txt)")
+                   .is_required()
+                   .existing()},
+  });
+}
+
+schema_node data_section_schema() {
+  return schema_node::map_of({
+      {"path", schema_node::of(value_kind::data_path,
+                               "SST-2 style TSV (`sentence<TAB>label`); also searched in QEXP_DATA_PATH")
+                   .with_default("sst2/dev.tsv")
+                   .existing()},
+      {"max_length", max_length_field()},
+      {"limit", sentence_limit_field("sentences")},
+  });
+}
+
+schema_node calibration_section_schema(bool with_mode) {
+  std::vector<std::pair<std::string, schema_node>> fields{
+      {"data", schema_node::of(value_kind::data_path,
+                               "SST-2 style TSV the calibration sentences come from; never the evaluation "
+                               "file; also searched in QEXP_DATA_PATH")
+                   .with_default("sst2/train.tsv")},
+      {"sentences", schema_node::of(value_kind::integer,
+                                    "sentences drawn (without replacement, by `seed`) for plugins that "
+                                    "calibrate (0: none; such a plugin then fails before anything is measured)")
+                        .at_least(0)
+                        .at_most(1000000)
+                        .with_default(128)},
+      {"batch_size", schema_node::of(value_kind::integer, "calibration sentences per forward pass")
+                         .at_least(1)
+                         .with_default(8)},
+      {"seed", schema_node::of(value_kind::integer, "seed of the sentence draw").at_least(0).wide_integer().with_default(0)},
+  };
+  if (with_mode)
+    fields.push_back({"mode", schema_node::choice_of({"float", "sequential"},
+                                                     "float: every site sees the fp32 model's inputs; sequential: "
+                                                     "block by block, each block sees the outputs of the blocks "
+                                                     "already quantized (GPTQ-style)")
+                                  .with_default("float")});
+  return schema_node::map_of(std::move(fields));
+}
+
+calibration_settings calibration_from(const YAML::Node& cal, const config_source& source) {
+  calibration_settings c;
+  c.data_path = cal["data"].as<std::string>();
+  c.sentences = cal["sentences"].as<int>();
+  c.batch_size = cal["batch_size"].as<int>();
+  c.seed = cal["seed"].as<std::uint64_t>();
+  if (cal["mode"]) c.mode = parse_calibration_mode(cal["mode"].as<std::string>());
+  c.where = location_of(source, "calibration");
+  return c;
+}
+
+schema_node layer_error_section_schema() {
+  return schema_node::map_of({
+      {"enabled", schema_node::of(value_kind::boolean).with_default(true)},
+      {"batches", schema_node::of(value_kind::integer, "batches of dev sentences fed through both models")
+                      .at_least(1)
+                      .with_default(4)},
+      {"batch_size", schema_node::of(value_kind::integer, "sentences per batch").at_least(1).with_default(8)},
+  });
+}
+
+layer_error_settings layer_error_from(const YAML::Node& n) {
+  return {n["enabled"].as<bool>(), n["batches"].as<int>(), n["batch_size"].as<int>()};
+}
+
+schema_node output_section_schema() {
+  return schema_node::map_of({
+      {"dir", schema_node::of(value_kind::string, "results root, relative to the current folder (--out overrides)")
+                  .with_default("runs")},
+  });
+}
+
+schema_node seed_field() {
+  return schema_node::of(value_kind::integer, "seed for anything random").at_least(0).wide_integer().with_default(0);
+}
+
+std::string validate_recipes(const std::vector<quantizer_entry>& entries, const std::filesystem::path& model_path,
+                             const std::filesystem::path& data_path, const calibration_settings& calibration,
+                             const config_source& source, const plugin_registry& plugins) {
+  std::error_code ec;
+  if (const auto problem = regular_file_problem(model_path / "config.json"); !problem.empty())
+    throw config_error("model folder " + model_path.string() + ": config.json " + problem + " at " +
+                       location_of(source, "model.path"));
+  if (const auto problem = regular_file_problem(data_path); !problem.empty())
+    throw config_error(location_of(source, "data.path") + ": dataset " + data_path.string() + ": " + problem);
+  const auto sites = distilbert_classifier::sites_of(distilbert_config::from_json_file(model_path / "config.json"));
+  std::ostringstream notes;
+  for (const auto& q : entries) {
+    const auto assignment = assign_sites(q.scheme, sites, plugins);
+    for (const auto& rule : q.scheme.rules) plugins.resolve_options(rule.plugin, rule.options, rule.options_where, q.scheme.base_dir);
+    notes << assignment_text(q.scheme, assignment);
+    if (!recipe_wants_calibration(q.scheme, assignment, plugins)) continue;
+    if (calibration.sentences == 0)
+      throw config_error(q.where + ": '" + q.label + "' calibrates, but calibration.sentences is 0 at " + calibration.where);
+    if (const auto problem = regular_file_problem(calibration.data_path); !problem.empty())
+      throw config_error(location_of(source, "calibration.data") + ": calibration data " + calibration.data_path.string() +
+                         ": " + problem + " ('" + q.label + "' calibrates; set calibration.data or QEXP_DATA_PATH)");
+    if (std::filesystem::equivalent(calibration.data_path, data_path, ec))
+      throw config_error(location_of(source, "calibration.data") + ": calibration data " + calibration.data_path.string() +
+                         " is the evaluation file (data.path); calibrate on other sentences, e.g. sst2/train.tsv");
+  }
+  return notes.str();
+}
 
 schema_node ptq_schema() {
   auto fields = common_experiment_fields("ptq");
@@ -117,45 +234,13 @@ schema_node ptq_schema() {
     return schema_node::of(value_kind::integer, help).at_least(1).with_default(def);
   };
   fields.insert(fields.end(), {
-      {"model", schema_node::map_of({
-                    {"path", schema_node::of(value_kind::path,
-                                             "Hugging Face model folder (config.json, model.safetensors or "
-                                             "pytorch_model.bin, vocab.txt)")
-                                 .is_required()
-                                 .existing()},
-                })},
-      {"data", schema_node::map_of({
-                   {"path", schema_node::of(value_kind::data_path,
-                                            "SST-2 style TSV (`sentence<TAB>label`); also searched in QEXP_DATA_PATH")
-                                .with_default("sst2/dev.tsv")
-                                .existing()},
-                   {"max_length", max_length_field()},
-                   {"limit", sentence_limit_field("sentences")},
-               })},
-      {"baseline", quantizer_schema("fp32")},
-      {"quantizers", schema_node::list_of(quantizer_schema(""), "the schemes compared with the baseline, in order")
+      {"model", model_section_schema()},
+      {"data", data_section_schema()},
+      {"baseline", recipe_entry_schema("fp32")},
+      {"quantizers", schema_node::list_of(recipe_entry_schema(""), "the schemes compared with the baseline, in order")
                          .non_empty()
                          .is_required()},
-      {"calibration",
-       schema_node::map_of({
-           {"data", schema_node::of(value_kind::data_path,
-                                    "SST-2 style TSV the calibration sentences come from; never the evaluation "
-                                    "file; also searched in QEXP_DATA_PATH")
-                        .with_default("sst2/train.tsv")},
-           {"sentences", schema_node::of(value_kind::integer,
-                                         "sentences drawn (without replacement, by `seed`) for plugins that "
-                                         "calibrate (0: none; such a plugin then fails before anything is measured)")
-                             .at_least(0)
-                             .at_most(1000000)
-                             .with_default(128)},
-           {"batch_size", positive("calibration sentences per forward pass", 8)},
-           {"seed", schema_node::of(value_kind::integer, "seed of the sentence draw").at_least(0).wide_integer().with_default(0)},
-           {"mode", schema_node::choice_of({"float", "sequential"},
-                                           "float: every site sees the fp32 model's inputs; sequential: block by "
-                                           "block, each block sees the outputs of the blocks already quantized "
-                                           "(GPTQ-style)")
-                        .with_default("float")},
-       })},
+      {"calibration", calibration_section_schema(true)},
       {"measure",
        schema_node::map_of({
            {"isolate", schema_node::of(value_kind::boolean,
@@ -197,18 +282,10 @@ schema_node ptq_schema() {
                                                     "dynamic activation ranges)",
                                                     1)},
                         })},
-           {"layer_error", schema_node::map_of({
-                               {"enabled", schema_node::of(value_kind::boolean).with_default(true)},
-                               {"batches", positive("batches of dev sentences fed through both models", 4)},
-                               {"batch_size", positive("sentences per batch", 8)},
-                           })},
+           {"layer_error", layer_error_section_schema()},
        })},
-      {"output", schema_node::map_of({
-                     {"dir", schema_node::of(value_kind::string,
-                                             "results root, relative to the current folder (--out overrides)")
-                                 .with_default("runs")},
-                 })},
-      {"seed", schema_node::of(value_kind::integer, "seed for anything random").at_least(0).wide_integer().with_default(0)},
+      {"output", output_section_schema()},
+      {"seed", seed_field()},
   });
   return schema_node::map_of(std::move(fields));
 }
@@ -223,13 +300,7 @@ ptq_config ptq_config_from(const YAML::Node& r, const config_source& source) {
   c.max_length = r["data"]["max_length"].as<int>();
   c.data_limit = r["data"]["limit"].as<std::int64_t>();
   c.baseline = quantizer_from(r["baseline"], source, "baseline");
-  const YAML::Node cal = r["calibration"];
-  c.calibration.data_path = cal["data"].as<std::string>();
-  c.calibration.sentences = cal["sentences"].as<int>();
-  c.calibration.batch_size = cal["batch_size"].as<int>();
-  c.calibration.seed = cal["seed"].as<std::uint64_t>();
-  c.calibration.mode = parse_calibration_mode(cal["mode"].as<std::string>());
-  c.calibration.where = location_of(source, "calibration");
+  c.calibration = calibration_from(r["calibration"], source);
   for (std::size_t i = 0; i < r["quantizers"].size(); ++i)
     c.quantizers.push_back(quantizer_from(r["quantizers"][i], source, "quantizers." + std::to_string(i)));
   const YAML::Node m = r["measure"];
@@ -248,9 +319,7 @@ ptq_config ptq_config_from(const YAML::Node& r, const config_source& source) {
   c.latency.dataset_sentences = m["latency"]["dataset_sentences"].as<int>();
   c.accuracy.enabled = m["accuracy"]["enabled"].as<bool>();
   c.accuracy.batch_size = m["accuracy"]["batch_size"].as<int>();
-  c.layer_error.enabled = m["layer_error"]["enabled"].as<bool>();
-  c.layer_error.batches = m["layer_error"]["batches"].as<int>();
-  c.layer_error.batch_size = m["layer_error"]["batch_size"].as<int>();
+  c.layer_error = layer_error_from(m["layer_error"]);
   c.output_dir = r["output"]["dir"].as<std::string>();
   c.seed = r["seed"].as<std::uint64_t>();
   return c;

@@ -10,6 +10,8 @@
 
 #include "qexp/config_schema.h"
 #include "qexp/layer_selection.h"
+#include "qexp/plugin_registry.h"
+#include "measurement.h"
 #include "qexp/recipe.h"
 
 namespace qexp {
@@ -29,27 +31,6 @@ struct calibration_settings {
   std::uint64_t seed = 0;
   calibration_mode mode = calibration_mode::float_inputs;
   std::string where;  // "configs/x.yaml:12:3": the calibration section, for messages
-};
-
-struct latency_settings {
-  bool enabled = true;
-  int warmup = 10;
-  int iterations = 100;
-  std::vector<int> batch_sizes{1, 8};
-  std::vector<int> threads{1};
-  std::string probe_text;
-  int dataset_sentences = 200;  // dev sentences timed one batch at a time
-};
-
-struct accuracy_settings {
-  bool enabled = true;
-  int batch_size = 1;
-};
-
-struct layer_error_settings {
-  bool enabled = true;
-  int batches = 4;
-  int batch_size = 8;
 };
 
 struct ptq_config {
@@ -74,6 +55,25 @@ struct ptq_config {
 };
 
 extern const char* const default_probe_text;
+
+// The sections of a ptq config that the other kinds (sensitivity, autotune) share, so they read,
+// validate and document alike.
+schema_node recipe_entry_schema(const std::string& default_plugin);  // {plugin, options, layers} or rules
+quantizer_entry quantizer_from(const YAML::Node& entry, const config_source& source, const std::string& key);
+schema_node model_section_schema();
+schema_node data_section_schema();
+schema_node calibration_section_schema(bool with_mode);
+calibration_settings calibration_from(const YAML::Node& section, const config_source& source);
+schema_node layer_error_section_schema();
+layer_error_settings layer_error_from(const YAML::Node& section);
+schema_node output_section_schema();
+// Checks each recipe against the plugins and the model's sites (a rule that matches no site is an
+// error), the files, and the calibration data when a plugin will ask for it. Returns the per-site
+// assignment of each recipe, for the user.
+std::string validate_recipes(const std::vector<quantizer_entry>& entries, const std::filesystem::path& model_path,
+                             const std::filesystem::path& data_path, const calibration_settings& calibration,
+                             const config_source& source, const plugin_registry& plugins);
+schema_node seed_field();
 
 schema_node ptq_schema();
 // The typed view of a resolved document (call after resolve_config with ptq_schema()).

@@ -279,6 +279,10 @@ using detail::format_points;
 using detail::format_times;
 using detail::result_row;
 using detail::with_thousands;
+using detail::md_code;
+using detail::md_row;
+using detail::md_table;
+using detail::md_text;
 
 // ---------------------------------------------------------------------------------------------
 // Loading
@@ -526,6 +530,10 @@ std::string pad(const std::string& s, std::size_t width, bool right) {
   return right ? fill + s : s + fill;
 }
 
+}  // namespace
+
+namespace detail {
+
 // Markdown cell text: the characters that would end a cell or start markup are escaped.
 std::string md_text(const std::string& text) {
   std::string out;
@@ -569,6 +577,10 @@ std::string md_table(const std::vector<std::string>& header, const std::vector<b
   for (const auto& r : rows) out += md_row(r);
   return out;
 }
+
+}  // namespace detail
+
+namespace {
 
 }  // namespace
 
@@ -834,7 +846,7 @@ std::string summary_markdown(const std::vector<json>& runs) {
   std::string out = "# qexp results: " + md_text(title) + "\n\n";
   if (runs.size() > 1) out += std::to_string(runs.size()) + " runs compared.\n\n";
   out += rows.empty() ? "No results.\n\n" : md_summary_table(rows);
-  for (std::size_t r = 0; r < runs.size(); ++r) out += md_run_section(runs[r], rows, r);
+  for (std::size_t r = 0; r < runs.size(); ++r) out += detail::sensitivity_markdown(runs[r]) + detail::autotune_markdown(runs[r]) + md_run_section(runs[r], rows, r);
   return out;
 }
 

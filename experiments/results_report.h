@@ -96,6 +96,20 @@ std::string format_times(const std::optional<double>& ratio, int decimals, const
 // tokens" for a dataset entry.
 std::string latency_setting(const nlohmann::json& entry, bool dataset);
 std::string html_escape(const std::string& text);
+// Markdown: cell text with markup characters escaped, a code span, a GFM table.
+std::string md_text(const std::string& text);
+std::string md_code(const std::string& text);
+std::string md_row(const std::vector<std::string>& cells);
+std::string md_table(const std::vector<std::string>& header, const std::vector<bool>& numeric,
+                     const std::vector<std::vector<std::string>>& rows);
+// A sensitivity run's ranking (its "sensitivity" section; "" for other runs): a Markdown section,
+// and an HTML section with its plots (sensitivity_report.cpp).
+std::string sensitivity_markdown(const nlohmann::json& run);
+std::string sensitivity_html(const nlohmann::json& run, std::size_t run_index);
+// An autotune run's goal, chosen recipe, final evaluation and trials (its "autotune" section; ""
+// for other runs), with Pareto plots in HTML (autotune_report.cpp).
+std::string autotune_markdown(const nlohmann::json& run);
+std::string autotune_html(const nlohmann::json& run, std::size_t run_index);
 // Orders "layer.10" after "layer.9".
 bool natural_less(const std::string& a, const std::string& b);
 

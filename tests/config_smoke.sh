@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smoke-runs one shipped config: it must validate, its resolved form must print and parse back to
-# itself, and a ptq experiment must run end to end on a few sentences.
+# itself, and a ptq, sensitivity or autotune experiment must run end to end on a few sentences.
 set -euo pipefail
 qexp=$1 config=$2 out=$3
 name=$(basename "$config" .yaml)
@@ -61,4 +61,29 @@ if [[ $kind == ptq ]]; then
   if grep -q '"status": "failed"' "$latest/results.json"; then
     echo "config_smoke: a quantizer failed in $latest/results.json" >&2; exit 1
   fi
+elif [[ $kind == autotune ]]; then
+  # Few sentences and trials: the search, the chosen recipe and its final run, not the numbers.
+  "$qexp" run "$config" "${overrides[@]}" --out "$out/runs" --set data.limit=16 --set calibration.sentences=16 \
+    --set autotune.tuning_sentences=24 --set autotune.max_trials=4 --set final.latency_iterations=2 \
+    --set final.latency_sentences=2 || [[ $? == 1 ]]  # 1: no recipe met the constraint in 4 trials
+  latest=$(ls -td "$out/runs/$name"/*/ | head -1)
+  for f in results.json summary.md report.html config.yaml chosen_recipe.yaml trials.jsonl final/results.json; do
+    [[ -s $latest/$f ]] || { echo "config_smoke: $latest$f missing or empty" >&2; exit 1; }
+  done
+  "$qexp" validate "$latest/chosen_recipe.yaml"
+elif [[ $kind == sensitivity ]]; then
+  # A few sentences: every site is still measured in every mode the config asks for.
+  "$qexp" run "$config" "${overrides[@]}" --out "$out/runs" --set data.limit=16 --set calibration.sentences=16 \
+    --set measure.layer_error.batches=1
+  latest=$(ls -td "$out/runs/$name"/*/ | head -1)
+  for f in results.json summary.md report.html config.yaml; do
+    [[ -s $latest/$f ]] || { echo "config_smoke: $latest$f missing or empty" >&2; exit 1; }
+  done
+  python3 - "$latest/results.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+sites = doc["sensitivity"]["sites"]
+assert sites and all("error" not in s for s in sites), "a site failed or none was measured"
+assert [s["rank"] for s in sites] == list(range(1, len(sites) + 1)), "sites are not ranked"
+PY
 fi

@@ -1,0 +1,751 @@
+// The `autotune` experiment kind: accuracy-aware search for the smallest (or fastest) recipe that
+// keeps the model within a constraint of fp32, in the manner of Intel Neural Compressor's tuning.
+//
+// Every candidate scheme is prepared once on the whole model (calibration in float mode, so a site
+// quantizes the same whatever its neighbours get), and a trial recipe is composed site by site from
+// those prepared models: no trial quantizes anything. A trial is measured on the tuning sentences
+// (drawn from calibration.data after the calibration sentences, in the same seeded draw), never on
+// the final evaluation file. The search: every site on its most aggressive candidate; while the
+// constraint is not met, the site that hurts most at its current level (its KL to fp32 when
+// quantized alone, measured from the fp32 pass's saved stage inputs) moves up one level; then one
+// bounded pass tries each raised site one level down again and keeps what still meets the
+// constraint and improves the objective. The chosen recipe is written as a ptq config
+// (chosen_recipe.yaml) and run as one: that is the final evaluation, on data.path.
+//
+// Trials go to trials.jsonl as they finish; a run given the same --results-dir again (after a kill)
+// reads them back instead of measuring them again and continues from where it stopped.
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "calibration_data.h"
+#include "experiment.h"
+#include "measurement.h"
+#include "ptq_config.h"
+#include "results_folder.h"
+#include "results_report.h"
+#include "site_variants.h"
+#include "sweep.h"
+#include "qexp/atomic_file.h"
+#include "qexp/errors.h"
+#include "qexp/input_file.h"
+#include "qexp/latency_stats.h"
+#include "qexp/text.h"
+#include "qexp/dataset.h"
+#include "qexp/threads.h"
+
+namespace qexp {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct autotune_config {
+  fs::path source_file;
+  std::string name, description;
+  fs::path model_path, data_path;
+  int max_length = 128;
+  std::int64_t data_limit = 0;
+  std::vector<quantizer_entry> candidates;
+  calibration_settings calibration;
+  bool minimize_latency = false;  // objective: latency; else size
+  bool constrain_kl = false;      // constraint metric: kl; else accuracy_drop
+  double constraint_max = 1.0;
+  int tuning_sentences = 400;
+  int max_trials = 64;
+  int batch_size = 8;
+  int threads = 2;
+  bool allow_fp32 = true;
+  bool final_enabled = true;
+  int final_latency_iterations = 30;
+  int final_latency_sentences = 100;
+  std::string output_dir;
+  std::uint64_t seed = 0;
+};
+
+schema_node autotune_schema() {
+  auto fields = common_experiment_fields("autotune");
+  fields.insert(fields.end(), {
+      {"model", model_section_schema()},
+      {"data", data_section_schema()},
+      {"candidates",
+       schema_node::list_of(recipe_entry_schema(""),
+                            "the schemes a site may take, most aggressive first; a site can take a candidate only "
+                            "where that candidate's rules give it one; fp32 comes after them all (allow_fp32)")
+           .non_empty()
+           .is_required()},
+      {"calibration", calibration_section_schema(false)},
+      {"autotune",
+       schema_node::map_of({
+           {"objective", schema_node::choice_of({"size", "latency"},
+                                                "size: fewest bytes of weights; latency: the lowest batch-1 forward "
+                                                "time, estimated from each site's measured time at each level")
+                             .with_default("size")},
+           {"constraint",
+            schema_node::map_of({
+                {"metric", schema_node::choice_of({"accuracy_drop", "kl"},
+                                                  "accuracy_drop: fp32's accuracy minus the recipe's, in points, on "
+                                                  "the tuning sentences; kl: mean KL(fp32 || recipe) there, in nats")
+                               .with_default("accuracy_drop")},
+                {"max", schema_node::of(value_kind::number, "the largest value of the metric a recipe may have")
+                            .at_least(0)
+                            .with_default(1.0)},
+            })},
+           {"tuning_sentences",
+            schema_node::of(value_kind::integer,
+                            "sentences of calibration.data the constraint is checked on: the ones after the "
+                            "calibration sentences in the same seeded draw (so neither calibration nor data.path)")
+                .at_least(10)
+                .at_most(1000000)
+                .with_default(400)},
+           {"max_trials", schema_node::of(value_kind::integer, "recipes measured at most, every phase together")
+                              .at_least(1)
+                              .at_most(100000)
+                              .with_default(64)},
+           {"batch_size", schema_node::of(value_kind::integer, "tuning sentences per forward pass")
+                              .at_least(1)
+                              .with_default(8)},
+           {"threads", schema_node::of(value_kind::integer, "intra-op threads while tuning")
+                           .at_least(1)
+                           .at_most(max_compute_threads)
+                           .with_default(2)},
+           {"allow_fp32", schema_node::of(value_kind::boolean, "a site may fall back to fp32 after the last candidate")
+                              .with_default(true)},
+       })},
+      {"final",
+       schema_node::map_of({
+           {"enabled", schema_node::of(value_kind::boolean,
+                                       "run chosen_recipe.yaml (the chosen recipe and each candidate on every site it "
+                                       "covers) as a ptq experiment on data.path")
+                           .with_default(true)},
+           {"latency_iterations", schema_node::of(value_kind::integer, "timed iterations of the probe sentence")
+                                      .at_least(1)
+                                      .with_default(30)},
+           {"latency_sentences", schema_node::of(value_kind::integer, "dev sentences timed one at a time (0: none)")
+                                     .at_least(0)
+                                     .with_default(100)},
+       })},
+      {"output", output_section_schema()},
+      {"seed", seed_field()},
+  });
+  return schema_node::map_of(std::move(fields));
+}
+
+autotune_config autotune_config_from(const YAML::Node& r, const config_source& source) {
+  autotune_config c;
+  c.source_file = fs::absolute(source.file);
+  c.name = r["name"].as<std::string>();
+  c.description = r["description"].as<std::string>();
+  c.model_path = r["model"]["path"].as<std::string>();
+  c.data_path = r["data"]["path"].as<std::string>();
+  c.max_length = r["data"]["max_length"].as<int>();
+  c.data_limit = r["data"]["limit"].as<std::int64_t>();
+  for (std::size_t i = 0; i < r["candidates"].size(); ++i)
+    c.candidates.push_back(quantizer_from(r["candidates"][i], source, "candidates." + std::to_string(i)));
+  c.calibration = calibration_from(r["calibration"], source);
+  c.calibration.mode = calibration_mode::float_inputs;
+  const YAML::Node a = r["autotune"];
+  c.minimize_latency = a["objective"].as<std::string>() == "latency";
+  c.constrain_kl = a["constraint"]["metric"].as<std::string>() == "kl";
+  c.constraint_max = a["constraint"]["max"].as<double>();
+  c.tuning_sentences = a["tuning_sentences"].as<int>();
+  c.max_trials = a["max_trials"].as<int>();
+  c.batch_size = a["batch_size"].as<int>();
+  c.threads = a["threads"].as<int>();
+  c.allow_fp32 = a["allow_fp32"].as<bool>();
+  c.final_enabled = r["final"]["enabled"].as<bool>();
+  c.final_latency_iterations = r["final"]["latency_iterations"].as<int>();
+  c.final_latency_sentences = r["final"]["latency_sentences"].as<int>();
+  c.output_dir = r["output"]["dir"].as<std::string>();
+  c.seed = r["seed"].as<std::uint64_t>();
+  return c;
+}
+
+// One thing a site can be: a candidate's quantization of it, or fp32.
+struct site_level {
+  std::string label;   // the candidate's label, or "fp32"
+  int candidate = -1;  // index into the candidates; -1: fp32
+  int rule = -1;       // the candidate's rule the site took
+  std::size_t bytes = 0;
+  double ms = 0;  // the site's forward time at batch 1 (median), for the latency estimate
+};
+
+struct tuned_site {
+  site target;
+  std::int64_t stage = 0;
+  std::size_t fp32_bytes = 0;
+  std::vector<site_level> levels;  // most aggressive first
+};
+
+// The tuning sentences: the `count` after the calibration sentences in calibration's seeded draw.
+labelled_sentences tuning_sentences(const calibration_settings& cal, int count) {
+  const labelled_sentences all = read_sentence_tsv(cal.data_path);
+  const auto used = static_cast<std::size_t>(cal.sentences);
+  const std::vector<std::size_t> order = seeded_draw(all.size(), cal.seed, used + static_cast<std::size_t>(count));
+  if (order.size() <= used)
+    throw config_error(cal.where + ": calibration data " + cal.data_path.string() + " has " +
+                       std::to_string(all.size()) + " sentences, none left for tuning after the " +
+                       std::to_string(used) + " calibration sentences; expected a larger file or fewer sentences");
+  labelled_sentences out;
+  out.path = all.path;
+  for (std::size_t i = used; i < order.size(); ++i) {
+    out.sentences.push_back(all.sentences[order[i]]);
+    out.labels.push_back(all.labels[order[i]]);
+    out.lines.push_back(all.lines[order[i]]);
+  }
+  return out;
+}
+
+// Median time of one site's forward at `rows` rows (batch 1 of a typical sentence).
+double site_ms(distilbert_classifier& model, const tuned_site& s, std::int64_t rows) {
+  if (s.target.kind == site_kind::table) return 0;  // a lookup: nothing worth timing
+  packed_linear& l = model.linear(s.target.name);
+  const at::Tensor x = at::randn({rows, model.float_layer(s.target.name).weight.size(1)},
+                                 at::TensorOptions().dtype(at::kFloat));
+  for (int i = 0; i < 3; ++i) l.forward(x);
+  std::vector<double> samples;
+  for (int i = 0; i < 15; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    l.forward(x);
+    samples.push_back(1000 * seconds_since(start));
+  }
+  return summarize_latency(samples).p50_ms;
+}
+
+std::string number_text(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+std::string levels_key(const std::vector<int>& levels) {
+  std::string key;
+  for (int l : levels) key += (key.empty() ? "" : ",") + std::to_string(l);
+  return key;
+}
+
+class autotune_run {
+ public:
+  autotune_run(const autotune_config& config, const YAML::Node& resolved, const run_request& request)
+      : config_(config),
+        resolved_(resolved),
+        request_(request),
+        folder_("autotune", config.name, config.description, config.source_file, resolved, config.output_dir,
+                request) {}
+
+  int run() {
+    c10::InferenceMode inference;
+    json& doc = folder_.doc();
+    const plugin_registry& plugins = *request_.plugins;
+    const int original_threads = compute_threads();
+    set_compute_threads(config_.threads);
+    evaluation_data final_data =
+        load_evaluation_data(config_.model_path, config_.data_path, config_.data_limit, config_.max_length);
+    tuning_.emplace(with_sentences(final_data, tuning_sentences(config_.calibration, config_.tuning_sentences)));
+    doc["model"] = model_json(*tuning_);
+    doc["data"] = data_json(*tuning_);
+    eval_.emplace(*tuning_, static_cast<std::size_t>(config_.batch_size));
+    open_trial_log();
+
+    // fp32 on the tuning sentences, keeping every stage's input for the per-site measurements.
+    auto start = std::chrono::steady_clock::now();
+    fp32_logits_ = eval_->logits(tuning_->fp32, &fp32_saved_, "fp32 (tuning sentences)");
+    fp32_probs_ = probabilities(fp32_logits_);
+    const json fp32_accuracy = compare_predictions(fp32_probs_, fp32_probs_, tuning_->data.labels, config_.seed);
+    folder_.append({{"label", "fp32"}, {"plugin", "fp32"}, {"is_baseline", true}, {"status", "ok"},
+                    {"error", nullptr}, {"accuracy", fp32_accuracy}});
+    fp32_pass_seconds_ = seconds_since(start);
+
+    prepare_candidates(plugins);
+    describe(doc, fp32_accuracy);
+    folder_.write();
+
+    search();
+    double trial_seconds = 0, sensitivity_seconds = 0, prepare_seconds = 0;
+    for (const auto& t : trials_) trial_seconds += t.seconds;
+    for (const auto& h : doc["autotune"]["sensitivity"]) sensitivity_seconds += h.value("seconds", 0.0);
+    for (const auto& q : prepared_) prepare_seconds += q.prepare_seconds + q.calibration_seconds;
+    doc["autotune"]["cost"] = {{"fp32_pass_seconds", fp32_pass_seconds_},
+                               {"prepare_seconds", prepare_seconds},
+                               {"trials", trials_.size()},
+                               {"trial_seconds", trial_seconds},
+                               {"sensitivity_measurements", doc["autotune"]["sensitivity"].size()},
+                               {"sensitivity_seconds", sensitivity_seconds}};
+
+    const trial_result& chosen = trials_.at(chosen_);
+    const fs::path recipe_file = folder_.dir() / "chosen_recipe.yaml";
+    write_text_atomically(recipe_file, chosen_recipe_yaml(chosen));
+    doc["autotune"]["chosen"] = trial_json(chosen);
+    doc["autotune"]["chosen"]["recipe_file"] = recipe_file.string();
+    doc["autotune"]["chosen"]["sites"] = assignment_json(chosen.levels);
+    doc["autotune"]["met"] = chosen.meets;
+    folder_.append({{"label", "autotuned (tuning sentences)"},
+                    {"plugin", "recipe"},
+                    {"is_baseline", false},
+                    {"status", "ok"},
+                    {"error", nullptr},
+                    {"accuracy", chosen.accuracy}});
+    spdlog::info("chosen: trial {} ({} of fp32's weight bytes, {} {:.4g}); {}", chosen.index,
+                 detail::format_percent(chosen.bytes / fp32_model_bytes_), metric_name(), chosen.metric,
+                 recipe_file.string());
+    set_compute_threads(original_threads);
+
+    int exit = chosen.meets ? 0 : static_cast<int>(exit_code::runtime_failure);
+    if (!chosen.meets)
+      spdlog::error("no recipe met {} <= {} within {} trials; chosen_recipe.yaml holds the closest one", metric_name(),
+                    config_.constraint_max, config_.max_trials);
+    if (config_.final_enabled) exit = std::max(exit, final_evaluation(recipe_file, plugins));
+    folder_.finish();
+    std::cout << summary_table({doc});
+    spdlog::info("experiment '{}' done in {:.1f} s ({} trials): {}", config_.name, folder_.elapsed_seconds(),
+                 trials_.size(), folder_.dir().string());
+    return exit;
+  }
+
+ private:
+  struct trial_result {
+    int index = 0;
+    std::string phase, change;
+    std::vector<int> levels;
+    double bytes = 0, latency_ms = 0, metric = 0, seconds = 0;
+    json accuracy;
+    bool meets = false, resumed = false;
+  };
+
+  const char* metric_name() const { return config_.constrain_kl ? "mean KL" : "accuracy drop (points)"; }
+  double objective(const trial_result& t) const { return config_.minimize_latency ? t.latency_ms : t.bytes; }
+
+  void prepare_candidates(const plugin_registry& plugins) {
+    const auto sites = tuning_->fp32.sites();
+    std::optional<calibration_set> calibration;
+    for (const auto& c : config_.candidates) {
+      const auto assignment = assign_sites(c.scheme, sites, plugins);
+      if (!calibration && recipe_wants_calibration(c.scheme, assignment, plugins))
+        calibration = load_calibration_set(config_.calibration, tuning_->tokenizer, config_.max_length);
+    }
+    json prepared = json::array();
+    for (const auto& c : config_.candidates) {
+      spdlog::info("preparing candidate '{}' on every site it covers", c.label);
+      quantized_model q = apply_recipe(tuning_->fp32, c.scheme, plugins, calibration ? &*calibration : nullptr,
+                                       config_.seed);
+      prepared.push_back({{"label", c.label}, {"sites", q.sites.size()}, {"prepare_seconds", q.prepare_seconds},
+                          {"calibration_seconds", q.calibration_seconds}});
+      prepared_.push_back(std::move(q));
+    }
+    folder_.doc()["autotune"]["candidates"] = prepared;
+
+    // Each site with the levels the candidates give it, then fp32.
+    std::int64_t tokens = 0;
+    for (const auto& row : tuning_->ids) tokens += static_cast<std::int64_t>(row.size());
+    const std::int64_t rows = std::max<std::int64_t>(1, tokens / std::max<std::int64_t>(1, tuning_->ids.size()));
+    for (const auto& s : sites) {
+      tuned_site t{s, tuning_->fp32.stage_of(s.name), float_site_bytes(tuning_->fp32, s.name, s.kind), {}};
+      for (std::size_t k = 0; k < prepared_.size(); ++k) {
+        const auto& assignment = prepared_[k].assignment;
+        const auto it = std::find_if(assignment.begin(), assignment.end(),
+                                     [&](const site_assignment& a) { return a.target.name == s.name; });
+        if (it == assignment.end() || it->rule < 0) continue;
+        t.levels.push_back({config_.candidates[k].label, static_cast<int>(k), it->rule,
+                            site_bytes(prepared_[k].model, s.name, s.kind), 0});
+      }
+      if (t.levels.empty()) continue;  // no candidate covers it: it stays fp32, outside the search
+      if (config_.allow_fp32) t.levels.push_back({"fp32", -1, -1, t.fp32_bytes, 0});
+      for (auto& l : t.levels)
+        l.ms = site_ms(l.candidate < 0 ? tuning_->fp32 : prepared_[static_cast<std::size_t>(l.candidate)].model, t,
+                       rows);
+      fp32_site_ms_[s.name] = site_ms(tuning_->fp32, t, rows);
+      sites_.push_back(std::move(t));
+    }
+    if (sites_.empty()) throw config_error(location_of_candidates() + ": no candidate covers any site of the model");
+
+    // The whole model's size and batch-1 time, for the estimates.
+    fp32_model_bytes_ = 0;
+    for (const auto& [name, tensor] : tuning_->fp32.non_linear_tensors())
+      fp32_model_bytes_ += static_cast<double>(tensor.nbytes());
+    for (const auto& name : tuning_->fp32.linear_names())
+      fp32_model_bytes_ += static_cast<double>(float_site_bytes(tuning_->fp32, name, site_kind::linear));
+    std::vector<double> per_sentence;
+    const std::size_t timed = std::min<std::size_t>(tuning_->ids.size(), 50);
+    for (std::size_t i = 0; i < timed; ++i) {
+      at::Tensor mask;
+      const at::Tensor input = padded_batch(tuning_->ids, i, i + 1, tuning_->tokenizer.pad_id(), &mask);
+      const auto start = std::chrono::steady_clock::now();
+      tuning_->fp32.forward(input, mask);
+      per_sentence.push_back(1000 * seconds_since(start));
+    }
+    fp32_ms_ = summarize_latency(per_sentence).mean_ms;
+  }
+
+  std::string location_of_candidates() const { return config_.candidates.front().where; }
+
+  void describe(json& doc, const json& fp32_accuracy) {
+    json sites = json::array();
+    for (const auto& s : sites_) {
+      json levels = json::array();
+      for (const auto& l : s.levels) levels.push_back({{"label", l.label}, {"bytes", l.bytes}, {"site_ms", l.ms}});
+      sites.push_back({{"site", s.target.name}, {"kind", to_string(s.target.kind)}, {"stage", s.stage},
+                       {"fp32_bytes", s.fp32_bytes}, {"fp32_site_ms", fp32_site_ms_[s.target.name]},
+                       {"levels", levels}});
+    }
+    json& a = doc["autotune"];
+    a["objective"] = config_.minimize_latency ? "latency" : "size";
+    a["constraint"] = {{"metric", config_.constrain_kl ? "kl" : "accuracy_drop"}, {"max", config_.constraint_max}};
+    a["tuning"] = {{"data", config_.calibration.data_path.string()},
+                   {"sentences", tuning_->data.size()},
+                   {"drawn", "after the " + std::to_string(config_.calibration.sentences) +
+                                 " calibration sentences in the same seeded draw (seed " +
+                                 std::to_string(config_.calibration.seed) + ")"},
+                   {"fp32_accuracy", fp32_accuracy["accuracy"]},
+                   {"batch_size", config_.batch_size},
+                   {"threads", config_.threads}};
+    a["estimates"] = {{"fp32_weight_bytes", fp32_model_bytes_},
+                      {"fp32_batch1_ms", fp32_ms_},
+                      {"latency", "fp32_batch1_ms minus, per site, its fp32 time less its time at its level "
+                                  "(batch 1, median of 15 at the tuning sentences' mean token count)"},
+                      {"bytes", "every tensor of the model in memory: fp32 bytes, with each site at its level"}};
+    a["sites"] = sites;
+    if (!a.contains("sensitivity")) a["sensitivity"] = json::array();  // what trials.jsonl gave back stays
+    a["trials"] = json::array();
+  }
+
+  // ---- the search -----------------------------------------------------------------------------
+
+  void search() {
+    std::vector<int> levels(sites_.size(), 0);
+    trial_result current = measure(levels, "start", "every site on its most aggressive candidate");
+    chosen_ = 0;
+    // Fallback: raise the site that hurts most at its level, one level at a time.
+    while (!current.meets && budget_left()) {
+      std::optional<std::size_t> worst;
+      double worst_harm = -1;
+      for (std::size_t i = 0; i < sites_.size(); ++i) {
+        if (levels[i] + 1 >= static_cast<int>(sites_[i].levels.size())) continue;
+        const double h = harm(i, levels[i]);
+        if (!worst || h > worst_harm) worst = i, worst_harm = h;
+      }
+      if (!worst) break;  // every site at its last level
+      const std::size_t i = *worst;
+      const std::string change = move_text(i, levels[i], levels[i] + 1);
+      ++levels[i];
+      current = measure(levels, "fallback", change);
+      chosen_ = static_cast<std::size_t>(current.index);
+    }
+    if (!current.meets) {
+      // The closest recipe, for the user to see; the run fails.
+      for (std::size_t t = 0; t < trials_.size(); ++t)
+        if (trials_[t].metric < trials_[chosen_].metric) chosen_ = t;
+      return;
+    }
+    // Trim: each raised site, least harmful one level down first, one level down again.
+    std::vector<std::size_t> raised;
+    for (std::size_t i = 0; i < sites_.size(); ++i)
+      if (levels[i] > 0) raised.push_back(i);
+    std::stable_sort(raised.begin(), raised.end(), [&](std::size_t a, std::size_t b) {
+      return harm(a, levels[a] - 1) < harm(b, levels[b] - 1);
+    });
+    for (std::size_t i : raised) {
+      if (!budget_left()) break;
+      std::vector<int> tried = levels;
+      --tried[i];
+      const trial_result t = measure(tried, "trim", move_text(i, levels[i], tried[i]));
+      if (t.meets && objective(t) < objective(current)) {
+        levels = tried;
+        current = t;
+        chosen_ = static_cast<std::size_t>(t.index);
+        mark_kept(t.index);
+      }
+    }
+  }
+
+  bool budget_left() const { return static_cast<int>(trials_.size()) < config_.max_trials; }
+
+  std::string move_text(std::size_t site, int from, int to) const {
+    return sites_[site].target.name + ": " + sites_[site].levels[static_cast<std::size_t>(from)].label + " -> " +
+           sites_[site].levels[static_cast<std::size_t>(to)].label;
+  }
+
+  distilbert_classifier compose(const std::vector<int>& levels) const {
+    distilbert_classifier model = tuning_->fp32;
+    for (std::size_t i = 0; i < sites_.size(); ++i) {
+      const site_level& l = sites_[i].levels[static_cast<std::size_t>(levels[i])];
+      if (l.candidate < 0) continue;
+      model = with_site_from(model, prepared_[static_cast<std::size_t>(l.candidate)].model, sites_[i].target.name,
+                             sites_[i].target.kind);
+    }
+    return model;
+  }
+
+  // The KL to fp32 of site `i` alone at level `level` (0 for fp32), from the fp32 pass's saved
+  // input of the site's stage; measured once (or read back from trials.jsonl).
+  double harm(std::size_t i, int level) {
+    const site_level& l = sites_[i].levels[static_cast<std::size_t>(level)];
+    if (l.candidate < 0) return 0;
+    const std::string key = sites_[i].target.name + "|" + l.label;
+    if (const auto it = harms_.find(key); it != harms_.end()) return it->second;
+    const auto start = std::chrono::steady_clock::now();
+    distilbert_classifier model = with_site_from(tuning_->fp32, prepared_[static_cast<std::size_t>(l.candidate)].model,
+                                                 sites_[i].target.name, sites_[i].target.kind);
+    const at::Tensor logits = eval_->logits_from(model, fp32_saved_, sites_[i].stage);
+    json m = variant_json(logits, fp32_logits_, fp32_probs_, tuning_->data.labels, config_.seed);
+    const double kl = m["mean_kl_vs_fp32"].get<double>();
+    const json entry = {{"type", "sensitivity"},
+                        {"site", sites_[i].target.name},
+                        {"level", l.label},
+                        {"mean_kl_vs_fp32", kl},
+                        {"accuracy_delta_vs_fp32", m["accuracy_delta_vs_fp32"]},
+                        {"seconds", seconds_since(start)}};
+    record_harm(entry);
+    log_line(entry);
+    return kl;
+  }
+
+  void record_harm(const json& entry) {
+    harms_[entry["site"].get<std::string>() + "|" + entry["level"].get<std::string>()] =
+        entry["mean_kl_vs_fp32"].get<double>();
+    folder_.doc()["autotune"]["sensitivity"].push_back(entry);
+  }
+
+  trial_result measure(const std::vector<int>& levels, const std::string& phase, const std::string& change) {
+    trial_result t;
+    t.index = static_cast<int>(trials_.size());
+    t.phase = phase;
+    t.change = change;
+    t.levels = levels;
+    t.bytes = fp32_model_bytes_;
+    t.latency_ms = fp32_ms_;
+    for (std::size_t i = 0; i < sites_.size(); ++i) {
+      const site_level& l = sites_[i].levels[static_cast<std::size_t>(levels[i])];
+      t.bytes -= static_cast<double>(sites_[i].fp32_bytes) - static_cast<double>(l.bytes);
+      t.latency_ms -= fp32_site_ms_.at(sites_[i].target.name) - l.ms;
+    }
+    if (const auto it = resumed_.find(levels_key(levels)); it != resumed_.end()) {
+      t.accuracy = it->second;
+      t.resumed = true;
+    } else {
+      const auto start = std::chrono::steady_clock::now();
+      distilbert_classifier model = compose(levels);
+      const at::Tensor logits = eval_->logits(model, nullptr, "");
+      t.accuracy = variant_json(logits, fp32_logits_, fp32_probs_, tuning_->data.labels, config_.seed);
+      t.seconds = seconds_since(start);
+      log_line({{"type", "trial"}, {"levels", levels_key(levels)}, {"accuracy", t.accuracy}});
+    }
+    t.metric = config_.constrain_kl ? t.accuracy["mean_kl_vs_fp32"].get<double>()
+                                    : -100 * t.accuracy["accuracy_delta_vs_fp32"].get<double>();
+    t.meets = t.metric <= config_.constraint_max;
+    trials_.push_back(t);
+    folder_.doc()["autotune"]["trials"].push_back(trial_json(t));
+    folder_.write();
+    spdlog::info("trial {} ({}{}): {}; {:.1f}% of fp32's bytes, {} {:.4g}{}", t.index, phase,
+                 t.resumed ? ", from trials.jsonl" : "", change, 100 * t.bytes / fp32_model_bytes_, metric_name(),
+                 t.metric, t.meets ? ", meets the constraint" : "");
+    return t;
+  }
+
+  void mark_kept(int index) { folder_.doc()["autotune"]["trials"][static_cast<std::size_t>(index)]["kept"] = true; }
+
+  json trial_json(const trial_result& t) const {
+    json levels = json::array();
+    for (std::size_t i = 0; i < sites_.size(); ++i)
+      levels.push_back(sites_[i].levels[static_cast<std::size_t>(t.levels[i])].label);
+    return {{"index", t.index},
+            {"phase", t.phase},
+            {"change", t.change},
+            {"levels", levels},
+            {"weight_bytes", t.bytes},
+            {"size_ratio_to_fp32", t.bytes / fp32_model_bytes_},
+            {"latency_estimate_ms", t.latency_ms},
+            {"metric", t.metric},
+            {"meets_constraint", t.meets},
+            {"kept", t.phase != "trim"},
+            {"accuracy", t.accuracy},
+            {"seconds", t.seconds},
+            {"from_trials_jsonl", t.resumed}};
+  }
+
+  json assignment_json(const std::vector<int>& levels) const {
+    json out = json::object();
+    for (std::size_t i = 0; i < sites_.size(); ++i)
+      out[sites_[i].target.name] = sites_[i].levels[static_cast<std::size_t>(levels[i])].label;
+    return out;
+  }
+
+  // ---- trials.jsonl: what a killed run does not measure again ---------------------------------
+
+  void open_trial_log() {
+    log_path_ = folder_.dir() / "trials.jsonl";
+    const std::string id = point_id(resolved_);
+    if (fs::exists(log_path_)) {
+      std::ifstream in(log_path_);
+      std::string line;
+      std::size_t number = 0;
+      while (std::getline(in, line)) {
+        ++number;
+        json entry = json::parse(line, nullptr, false);
+        if (entry.is_discarded() || !entry.is_object()) continue;  // a line cut by the kill
+        const std::string type = entry.value("type", "");
+        if (type == "config" && entry.value("id", "") != id)
+          throw config_error(log_path_.string() + ":" + std::to_string(number) + ": trials of another config (id " +
+                             entry.value("id", "") + ", this one " + id +
+                             "); expected the same config to resume, or another --results-dir");
+        if (type == "trial") resumed_[entry.value("levels", "")] = entry["accuracy"];
+        if (type == "sensitivity") record_harm(entry);
+      }
+      spdlog::info("resuming: {} trials and {} site measurements read back from {}", resumed_.size(), harms_.size(),
+                   log_path_.string());
+    } else {
+      log_line({{"type", "config"}, {"id", id}});
+    }
+  }
+
+  void log_line(const json& entry) {
+    std::ofstream out(log_path_, std::ios::app);
+    out << entry.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+    out.flush();
+    if (!out) throw error("cannot append to " + log_path_.string() + " (disk full?)");
+  }
+
+  // ---- the chosen recipe as a ptq config, and its run ------------------------------------------
+
+  YAML::Node rule_node(int candidate, int rule) const {
+    const YAML::Node entry = resolved_["candidates"][static_cast<std::size_t>(candidate)];
+    const YAML::Node r = entry["rules"] && entry["rules"].size() > 0 ? entry["rules"][static_cast<std::size_t>(rule)] : entry;
+    YAML::Node out;
+    out["plugin"] = r["plugin"];
+    if (r["options"] && r["options"].size() > 0) out["options"] = YAML::Clone(r["options"]);
+    return out;
+  }
+
+  std::string chosen_recipe_yaml(const trial_result& t) const {
+    // One rule per (candidate, rule) used, naming its sites exactly, in candidate order.
+    std::map<std::pair<int, int>, std::vector<std::string>> groups;
+    for (std::size_t i = 0; i < sites_.size(); ++i) {
+      const site_level& l = sites_[i].levels[static_cast<std::size_t>(t.levels[i])];
+      if (l.candidate >= 0) groups[{l.candidate, l.rule}].push_back(sites_[i].target.name);
+    }
+    YAML::Node chosen;
+    chosen["label"] = "autotuned";
+    chosen["rules"] = YAML::Node(YAML::NodeType::Sequence);
+    for (const auto& [key, names] : groups) {
+      YAML::Node rule = rule_node(key.first, key.second);
+      for (const auto& n : names) rule["layers"]["include"].push_back(n);
+      chosen["rules"].push_back(rule);
+    }
+    YAML::Node doc;
+    doc["name"] = config_.name + "_chosen";
+    doc["description"] = "recipe chosen by autotune '" + config_.name + "' (objective " +
+                         (config_.minimize_latency ? "latency" : "size") + ", " + metric_name() +
+                         " <= " + number_text(config_.constraint_max) + " on " +
+                         std::to_string(tuning_->data.size()) + " tuning sentences), against each candidate alone";
+    doc["model"]["path"] = fs::absolute(config_.model_path).string();
+    doc["data"]["path"] = fs::absolute(config_.data_path).string();
+    doc["data"]["max_length"] = config_.max_length;
+    doc["data"]["limit"] = config_.data_limit;
+    doc["quantizers"].push_back(chosen);
+    for (const auto& node : resolved_["candidates"]) doc["quantizers"].push_back(YAML::Clone(node));
+    doc["calibration"]["data"] = fs::absolute(config_.calibration.data_path).string();
+    doc["calibration"]["sentences"] = config_.calibration.sentences;
+    doc["calibration"]["batch_size"] = config_.calibration.batch_size;
+    doc["calibration"]["seed"] = config_.calibration.seed;
+    doc["calibration"]["mode"] = "float";
+    doc["measure"]["latency"]["warmup"] = 5;
+    doc["measure"]["latency"]["iterations"] = config_.final_latency_iterations;
+    doc["measure"]["latency"]["batch_sizes"].push_back(1);
+    doc["measure"]["latency"]["threads"] = 1;
+    doc["measure"]["latency"]["dataset_sentences"] = config_.final_latency_sentences;
+    doc["measure"]["layer_error"]["enabled"] = false;
+    // Run in the autotune process, which has already run every one of these plugins: a child per
+    // row would restart the whole tuning run (measure.isolate re-executes this command line).
+    doc["measure"]["isolate"] = false;
+    doc["seed"] = config_.seed;
+    return "# Written by `qexp run` of the autotune experiment '" + config_.name + "' (trial " +
+           std::to_string(t.index) + "). Run it as it is:\n#   qexp run chosen_recipe.yaml\n" + to_yaml_text(doc);
+  }
+
+  int final_evaluation(const fs::path& recipe_file, const plugin_registry& plugins) {
+    spdlog::info("final evaluation: {} on {}", recipe_file.string(), config_.data_path.string());
+    json& final = folder_.doc()["autotune"]["final"];
+    final = {{"config", recipe_file.string()}, {"results_dir", (folder_.dir() / "final").string()}};
+    int rc = 0;
+    try {
+      const loaded_experiment e = load_experiment(recipe_file, {});
+      e.kind->validate(e.resolved, e.source, plugins);
+      run_request request = request_;
+      request.results_dir = folder_.dir() / "final";
+      rc = e.kind->run(e.resolved, e.source, request);
+      const json results = json::parse(read_regular_file(folder_.dir() / "final" / "results.json", "final evaluation results"));
+      json rows = json::array();
+      for (const auto& r : results["results"]) {
+        json row = {{"label", r.value("label", "")}, {"status", r.value("status", "")}};
+        if (r.contains("accuracy")) row["accuracy"] = r["accuracy"];
+        if (r.contains("size")) row["size"] = r["size"];
+        if (r.contains("latency") && r["latency"].contains("probe") && !r["latency"]["probe"].empty())
+          row["latency_p50_ms"] = r["latency"]["probe"][0]["p50_ms"];
+        if (row["label"] == "autotuned" && r.contains("accuracy")) {
+          const double value = config_.constrain_kl ? r["accuracy"]["mean_kl_vs_fp32"].get<double>()
+                                                    : -100 * r["accuracy"]["accuracy_delta_vs_fp32"].get<double>();
+          final["metric"] = value;
+          final["meets_constraint"] = value <= config_.constraint_max;
+        }
+        rows.push_back(row);
+      }
+      final["rows"] = rows;
+    } catch (const std::exception& e) {
+      final["error"] = error_message(e);
+      spdlog::error("final evaluation: {}", error_message(e));
+      rc = static_cast<int>(exit_code::runtime_failure);
+    }
+    folder_.write();
+    return rc;
+  }
+
+  const autotune_config& config_;
+  const YAML::Node& resolved_;
+  const run_request& request_;
+  results_folder folder_;
+  std::optional<evaluation_data> tuning_;
+  std::optional<batched_evaluation> eval_;
+  at::Tensor fp32_logits_, fp32_probs_;
+  saved_stages fp32_saved_;
+  double fp32_pass_seconds_ = 0, fp32_model_bytes_ = 0, fp32_ms_ = 0;
+  std::vector<quantized_model> prepared_;
+  std::vector<tuned_site> sites_;
+  std::map<std::string, double> fp32_site_ms_;
+  std::map<std::string, double> harms_;
+  std::map<std::string, json> resumed_;
+  std::vector<trial_result> trials_;
+  std::size_t chosen_ = 0;
+  fs::path log_path_;
+};
+
+const experiment_kind_registration autotune_kind({
+    "autotune",
+    "accuracy-aware tuning: the smallest (or fastest) per-site mix of candidate schemes that stays within a "
+    "constraint of fp32 on tuning sentences, then evaluated on the data",
+    autotune_schema,
+    [](const YAML::Node& resolved, const config_source& source) { autotune_config_from(resolved, source); },
+    [](const YAML::Node& resolved, const config_source& source, const plugin_registry& plugins) {
+      const autotune_config c = autotune_config_from(resolved, source);
+      if (fs::absolute(c.calibration.data_path) == fs::absolute(c.data_path))
+        throw config_error(location_of(source, "calibration.data") + ": the tuning sentences come from " +
+                           c.calibration.data_path.string() +
+                           ", which is the final evaluation file (data.path); expected another file, e.g. "
+                           "sst2/train.tsv");
+      return validate_recipes(c.candidates, c.model_path, c.data_path, c.calibration, source, plugins);
+    },
+    [](const YAML::Node& resolved, const config_source& source, const run_request& request) {
+      if (!request.plugins) throw error("run_autotune: no plugin registry");
+      const autotune_config c = autotune_config_from(resolved, source);
+      autotune_run run(c, resolved, request);
+      return run.run();
+    },
+});
+
+}  // namespace
+}  // namespace qexp

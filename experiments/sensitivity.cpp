@@ -1,0 +1,271 @@
+// The `sensitivity` experiment kind: which sites of a scheme hurt the model.
+//
+// The scheme is prepared once on the whole model, with every calibrating plugin fed the fp32
+// model's inputs (calibration mode float), which is exactly what quantizing one site alone means.
+// Then, for each site the scheme takes, the model with only that site quantized (one_at_a_time)
+// and/or with every site but that one quantized (all_but_one) is measured against fp32 on the
+// evaluation sentences. Each such model differs from an already measured one (fp32, or the whole
+// scheme) only from the site's stage on, so it runs only those stages, from the hidden states that
+// measurement saved (distilbert_classifier::forward_saving_stages / forward_from).
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <optional>
+
+#include "calibration_data.h"
+#include "experiment.h"
+#include "measurement.h"
+#include "ptq_config.h"
+#include "results_folder.h"
+#include "results_report.h"
+#include "site_variants.h"
+#include "qexp/errors.h"
+#include "qexp/text.h"
+#include "qexp/threads.h"
+
+namespace qexp {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct sensitivity_config {
+  fs::path source_file;
+  std::string name, description;
+  fs::path model_path, data_path;
+  int max_length = 128;
+  std::int64_t data_limit = 0;
+  quantizer_entry scheme;
+  calibration_settings calibration;
+  bool one_at_a_time = true, all_but_one = false;
+  int batch_size = 1;
+  int threads = 1;
+  layer_error_settings layer_error;
+  std::string output_dir;
+  std::uint64_t seed = 0;
+};
+
+schema_node sensitivity_schema() {
+  auto fields = common_experiment_fields("sensitivity");
+  fields.insert(fields.end(), {
+      {"model", model_section_schema()},
+      {"data", data_section_schema()},
+      {"scheme", recipe_entry_schema("").is_required()},
+      {"calibration", calibration_section_schema(false)},
+      {"sensitivity",
+       schema_node::map_of({
+           {"mode", schema_node::choice_of({"one_at_a_time", "all_but_one", "both"},
+                                           "one_at_a_time: each site quantized alone, the rest fp32 (how much it "
+                                           "hurts); all_but_one: every site quantized but this one (how much keeping "
+                                           "it fp32 recovers); both")
+                        .with_default("one_at_a_time")},
+           {"batch_size", schema_node::of(value_kind::integer,
+                                          "sentences per forward pass; 1 runs each sentence alone, as ptq's accuracy "
+                                          "does by default")
+                              .at_least(1)
+                              .with_default(1)},
+           {"threads", schema_node::of(value_kind::integer, "intra-op threads for every forward pass")
+                           .at_least(1)
+                           .at_most(max_compute_threads)
+                           .with_default(2)},
+       })},
+      {"measure", schema_node::map_of({{"layer_error", layer_error_section_schema()}})},
+      {"output", output_section_schema()},
+      {"seed", seed_field()},
+  });
+  return schema_node::map_of(std::move(fields));
+}
+
+sensitivity_config sensitivity_config_from(const YAML::Node& r, const config_source& source) {
+  sensitivity_config c;
+  c.source_file = fs::absolute(source.file);
+  c.name = r["name"].as<std::string>();
+  c.description = r["description"].as<std::string>();
+  c.model_path = r["model"]["path"].as<std::string>();
+  c.data_path = r["data"]["path"].as<std::string>();
+  c.max_length = r["data"]["max_length"].as<int>();
+  c.data_limit = r["data"]["limit"].as<std::int64_t>();
+  c.scheme = quantizer_from(r["scheme"], source, "scheme");
+  c.calibration = calibration_from(r["calibration"], source);
+  c.calibration.mode = calibration_mode::float_inputs;
+  const std::string mode = r["sensitivity"]["mode"].as<std::string>();
+  c.one_at_a_time = mode != "all_but_one";
+  c.all_but_one = mode != "one_at_a_time";
+  c.batch_size = r["sensitivity"]["batch_size"].as<int>();
+  c.threads = r["sensitivity"]["threads"].as<int>();
+  c.layer_error = layer_error_from(r["measure"]["layer_error"]);
+  c.output_dir = r["output"]["dir"].as<std::string>();
+  c.seed = r["seed"].as<std::uint64_t>();
+  return c;
+}
+
+// The harm a site does, for the ranking: its KL when quantized alone; with all_but_one only, how
+// much KL remains when it alone stays fp32 (the less remains, the more it mattered).
+double harm(const json& row) {
+  if (const auto* alone = row.contains("one_at_a_time") ? &row["one_at_a_time"] : nullptr;
+      alone && alone->contains("mean_kl_vs_fp32"))
+    return (*alone)["mean_kl_vs_fp32"].get<double>();
+  if (row.contains("all_but_one") && row["all_but_one"].contains("mean_kl_vs_fp32"))
+    return -row["all_but_one"]["mean_kl_vs_fp32"].get<double>();
+  return -1e300;  // failed sites last
+}
+
+int run_sensitivity(const sensitivity_config& config, const YAML::Node& resolved, const run_request& request) {
+  if (!request.plugins) throw error("run_sensitivity: no plugin registry");
+  c10::InferenceMode inference;
+  const plugin_registry& plugins = *request.plugins;
+  results_folder folder("sensitivity", config.name, config.description, config.source_file, resolved,
+                        config.output_dir, request);
+  json& doc = folder.doc();
+  const int original_threads = compute_threads();
+  set_compute_threads(config.threads);
+  evaluation_data d = load_evaluation_data(config.model_path, config.data_path, config.data_limit, config.max_length);
+  doc["model"] = model_json(d);
+  doc["data"] = data_json(d);
+  const batched_evaluation eval(d, static_cast<std::size_t>(config.batch_size));
+  const std::int64_t stages = d.fp32.config().n_layers + 2;  // embeddings, blocks, head
+
+  // fp32, keeping every stage's input.
+  saved_stages fp32_saved;
+  auto start = std::chrono::steady_clock::now();
+  const at::Tensor fp32_logits = eval.logits(d.fp32, &fp32_saved, "fp32");
+  const double full_pass_seconds = seconds_since(start);
+  const at::Tensor fp32_probs = probabilities(fp32_logits);
+  json base = {{"label", "fp32"}, {"plugin", "fp32"}, {"is_baseline", true}, {"status", "ok"}, {"error", nullptr}};
+  base["accuracy"] = compare_predictions(fp32_probs, fp32_probs, d.data.labels, config.seed);
+  folder.append(base);
+
+  // The whole scheme, prepared once.
+  const recipe& scheme = config.scheme.scheme;
+  spdlog::info("scheme: {}", config.scheme.label);
+  const auto assignment = assign_sites(scheme, d.fp32.sites(), plugins);
+  std::optional<calibration_set> calibration;
+  if (recipe_wants_calibration(scheme, assignment, plugins))
+    calibration = load_calibration_set(config.calibration, d.tokenizer, config.max_length);
+  quantized_model whole = apply_recipe(d.fp32, scheme, plugins, calibration ? &*calibration : nullptr, config.seed);
+  json whole_row = {{"label", config.scheme.label},
+                    {"plugin", scheme.rules.size() == 1 ? scheme.rules[0].plugin : std::string("recipe")},
+                    {"is_baseline", false},
+                    {"status", "running"},
+                    {"error", nullptr},
+                    {"sites_quantized", whole.sites.size()},
+                    {"prepare_seconds", whole.prepare_seconds},
+                    {"calibration_seconds", whole.calibration_seconds}};
+  const std::size_t whole_index = folder.append(whole_row);
+  saved_stages whole_saved;
+  start = std::chrono::steady_clock::now();
+  const at::Tensor whole_logits =
+      eval.logits(whole.model, config.all_but_one ? &whole_saved : nullptr, config.scheme.label);
+  const double whole_pass_seconds = seconds_since(start);
+  int failures = 0;
+  try {
+    whole_row["accuracy"] = variant_json(whole_logits, fp32_logits, fp32_probs, d.data.labels, config.seed);
+    whole_row["status"] = "ok";
+  } catch (const std::exception& e) {
+    whole_row["status"] = "failed";
+    whole_row["error"] = error_message(e);
+    ++failures;
+  }
+  std::vector<std::string> not_finite;
+  json site_errors = config.layer_error.enabled
+                         ? layer_error_json(d, whole.model, whole.sites, config.layer_error, &not_finite)
+                         : json::array();
+  whole_row["layer_error"] = site_errors;
+  doc["results"][whole_index] = whole_row;
+
+  json section = {{"scheme", config.scheme.label},
+                  {"modes", json::array()},
+                  {"ranked_by", config.one_at_a_time ? "one_at_a_time.mean_kl_vs_fp32, highest first"
+                                                     : "all_but_one.mean_kl_vs_fp32, lowest first"},
+                  {"calibration_mode", "float"},
+                  {"batch_size", config.batch_size},
+                  {"threads", config.threads},
+                  {"sites", json::array()}};
+  if (config.one_at_a_time) section["modes"].push_back("one_at_a_time");
+  if (config.all_but_one) section["modes"].push_back("all_but_one");
+  doc["sensitivity"] = section;
+  folder.write();
+
+  // Each site, from its stage on.
+  double site_seconds = 0;
+  std::int64_t stages_run = 0, passes = 0;
+  json rows = json::array();
+  for (std::size_t i = 0; i < whole.sites.size(); ++i) {
+    const site_record& s = whole.sites[i];
+    const std::int64_t stage = d.fp32.stage_of(s.site);
+    json row = {{"site", s.site}, {"kind", to_string(s.kind)}, {"stage", stage}, {"plugin", s.plugin}};
+    try {
+      const std::size_t fp32_bytes = float_site_bytes(d.fp32, s.site, s.kind),
+                        quantized_bytes = site_bytes(whole.model, s.site, s.kind);
+      row["fp32_bytes"] = fp32_bytes;
+      row["quantized_bytes"] = quantized_bytes;
+      row["bytes_saved"] = static_cast<double>(fp32_bytes) - static_cast<double>(quantized_bytes);
+      for (const auto& e : site_errors)
+        if (e.value("layer", "") == s.site) row["site_sqnr_db"] = e["sqnr_db"], row["site_nmse"] = e["nmse"];
+      const auto measure = [&](const char* mode, distilbert_classifier model,
+                               const saved_stages& saved) {
+        const auto t = std::chrono::steady_clock::now();
+        const at::Tensor logits = eval.logits_from(model, saved, stage);
+        json m = variant_json(logits, fp32_logits, fp32_probs, d.data.labels, config.seed);
+        m["seconds"] = seconds_since(t);
+        site_seconds += m["seconds"].get<double>();
+        stages_run += stages - stage;
+        ++passes;
+        row[mode] = m;
+      };
+      if (config.one_at_a_time) measure("one_at_a_time", with_site_from(d.fp32, whole.model, s.site, s.kind), fp32_saved);
+      if (config.all_but_one) measure("all_but_one", with_site_from(whole.model, d.fp32, s.site, s.kind), whole_saved);
+      const json& shown = row.contains("one_at_a_time") ? row["one_at_a_time"] : row["all_but_one"];
+      spdlog::info("[{}/{}] {}: KL {:.3g}, accuracy {:+.2f} points", i + 1, whole.sites.size(), s.site,
+                   shown["mean_kl_vs_fp32"].get<double>(), 100 * shown["accuracy_delta_vs_fp32"].get<double>());
+    } catch (const std::exception& e) {
+      row["error"] = error_message(e);
+      ++failures;
+      spdlog::error("{}: {}", s.site, row["error"].get<std::string>());
+    }
+    rows.push_back(row);
+    doc["sensitivity"]["sites"] = rows;
+    folder.write();
+  }
+
+  std::stable_sort(rows.begin(), rows.end(), [](const json& a, const json& b) { return harm(a) > harm(b); });
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i]["rank"] = i + 1;
+  doc["sensitivity"]["sites"] = rows;
+  // What running from the saved stage inputs saved, against a whole forward pass per variant.
+  doc["sensitivity"]["cost"] = {
+      {"fp32_pass_seconds", full_pass_seconds},
+      {"scheme_pass_seconds", whole_pass_seconds},
+      {"variants", passes},
+      {"variant_seconds", site_seconds},
+      {"stages_per_pass", stages},
+      {"stages_run", stages_run},
+      {"stages_in_whole_passes", passes * stages},
+      {"whole_passes_estimate_seconds", static_cast<double>(passes) * full_pass_seconds}};
+  set_compute_threads(original_threads);
+  folder.finish();
+  std::cout << summary_table({doc});
+  spdlog::info("experiment '{}' done in {:.1f} s ({} variants in {:.1f} s, {} of {} stages run): {}", config.name,
+               folder.elapsed_seconds(), passes, site_seconds, stages_run, passes * stages, folder.dir().string());
+  return failures ? static_cast<int>(exit_code::runtime_failure) : 0;
+}
+
+const experiment_kind_registration sensitivity_kind({
+    "sensitivity",
+    "layer sensitivity: each site of a scheme quantized alone (or all but one), ranked by how far it moves the "
+    "model from fp32",
+    sensitivity_schema,
+    [](const YAML::Node& resolved, const config_source& source) { sensitivity_config_from(resolved, source); },
+    [](const YAML::Node& resolved, const config_source& source, const plugin_registry& plugins) {
+      const sensitivity_config c = sensitivity_config_from(resolved, source);
+      return validate_recipes({c.scheme}, c.model_path, c.data_path, c.calibration, source, plugins);
+    },
+    [](const YAML::Node& resolved, const config_source& source, const run_request& request) {
+      return run_sensitivity(sensitivity_config_from(resolved, source), resolved, request);
+    },
+});
+
+}  // namespace
+}  // namespace qexp
