@@ -3,9 +3,10 @@
 //
 // Every candidate scheme is prepared once on the whole model (calibration in float mode, so a site
 // quantizes the same whatever its neighbours get), and a trial recipe is composed site by site from
-// those prepared models: no trial quantizes anything. A trial is measured on the tuning sentences
-// (drawn from calibration.data after the calibration sentences, in the same seeded draw), never on
-// the final evaluation file. The search: every site on its most aggressive candidate; while the
+// those prepared models: no trial quantizes anything. A trial is measured on the tuning sentences,
+// never on the sentences of the final evaluation: by default a seeded draw from data.path, whose
+// other sentences are the final evaluation (written to heldout.tsv); or the sentences after the
+// calibration ones in calibration's seeded draw (biased when the model was trained on that file). The search: every site on its most aggressive candidate; while the
 // constraint is not met, the site that hurts most at its current level (its KL to fp32 when
 // quantized alone, measured from the fp32 pass's saved stage inputs) moves up one level; then one
 // bounded pass tries each raised site one level down again and keeps what still meets the
@@ -58,7 +59,9 @@ struct autotune_config {
   bool minimize_latency = false;  // objective: latency; else size
   bool constrain_kl = false;      // constraint metric: kl; else accuracy_drop
   double constraint_max = 1.0;
+  bool tune_on_data = true;  // tuning.from: data (else calibration)
   int tuning_sentences = 400;
+  std::uint64_t tuning_seed = 0;
   int max_trials = 64;
   int batch_size = 8;
   int threads = 2;
@@ -98,13 +101,23 @@ schema_node autotune_schema() {
                             .at_least(0)
                             .with_default(1.0)},
             })},
-           {"tuning_sentences",
-            schema_node::of(value_kind::integer,
-                            "sentences of calibration.data the constraint is checked on: the ones after the "
-                            "calibration sentences in the same seeded draw (so neither calibration nor data.path)")
-                .at_least(10)
-                .at_most(1000000)
-                .with_default(400)},
+           {"tuning",
+            schema_node::map_of({
+                {"from", schema_node::choice_of(
+                             {"data", "calibration"},
+                             "data: a seeded draw of data.path, whose other sentences are the final evaluation "
+                             "(heldout.tsv); calibration: the sentences after the calibration ones in "
+                             "calibration.data's seeded draw (biased when the model was trained on that file)")
+                             .with_default("data")},
+                {"sentences", schema_node::of(value_kind::integer, "sentences the constraint is checked on")
+                                  .at_least(10)
+                                  .at_most(1000000)
+                                  .with_default(400)},
+                {"seed", schema_node::of(value_kind::integer, "seed of the draw from data.path")
+                             .at_least(0)
+                             .wide_integer()
+                             .with_default(0)},
+            })},
            {"max_trials", schema_node::of(value_kind::integer, "recipes measured at most, every phase together")
                               .at_least(1)
                               .at_most(100000)
@@ -155,7 +168,9 @@ autotune_config autotune_config_from(const YAML::Node& r, const config_source& s
   c.minimize_latency = a["objective"].as<std::string>() == "latency";
   c.constrain_kl = a["constraint"]["metric"].as<std::string>() == "kl";
   c.constraint_max = a["constraint"]["max"].as<double>();
-  c.tuning_sentences = a["tuning_sentences"].as<int>();
+  c.tune_on_data = a["tuning"]["from"].as<std::string>() == "data";
+  c.tuning_sentences = a["tuning"]["sentences"].as<int>();
+  c.tuning_seed = a["tuning"]["seed"].as<std::uint64_t>();
   c.max_trials = a["max_trials"].as<int>();
   c.batch_size = a["batch_size"].as<int>();
   c.threads = a["threads"].as<int>();
@@ -184,22 +199,55 @@ struct tuned_site {
   std::vector<site_level> levels;  // most aggressive first
 };
 
+labelled_sentences rows_of(const labelled_sentences& all, const std::vector<std::size_t>& rows) {
+  labelled_sentences out;
+  out.path = all.path;
+  for (std::size_t i : rows) {
+    out.sentences.push_back(all.sentences[i]);
+    out.labels.push_back(all.labels[i]);
+    out.lines.push_back(all.lines[i]);
+  }
+  return out;
+}
+
 // The tuning sentences: the `count` after the calibration sentences in calibration's seeded draw.
-labelled_sentences tuning_sentences(const calibration_settings& cal, int count) {
+labelled_sentences tuning_from_calibration(const calibration_settings& cal, int count) {
   const labelled_sentences all = read_sentence_tsv(cal.data_path);
   const auto used = static_cast<std::size_t>(cal.sentences);
-  const std::vector<std::size_t> order = seeded_draw(all.size(), cal.seed, used + static_cast<std::size_t>(count));
+  std::vector<std::size_t> order = seeded_draw(all.size(), cal.seed, used + static_cast<std::size_t>(count));
   if (order.size() <= used)
     throw config_error(cal.where + ": calibration data " + cal.data_path.string() + " has " +
                        std::to_string(all.size()) + " sentences, none left for tuning after the " +
                        std::to_string(used) + " calibration sentences; expected a larger file or fewer sentences");
-  labelled_sentences out;
-  out.path = all.path;
-  for (std::size_t i = used; i < order.size(); ++i) {
-    out.sentences.push_back(all.sentences[order[i]]);
-    out.labels.push_back(all.labels[order[i]]);
-    out.lines.push_back(all.lines[order[i]]);
+  order.erase(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(used));
+  return rows_of(all, order);
+}
+
+// The evaluation data split in two by a seeded draw: `count` tuning sentences and the rest, in
+// file order.
+std::pair<labelled_sentences, labelled_sentences> split_data(const labelled_sentences& all, int count,
+                                                             std::uint64_t seed, const std::string& where) {
+  std::vector<std::size_t> tuning = seeded_draw(all.size(), seed, static_cast<std::size_t>(count));
+  if (tuning.size() >= all.size())
+    throw config_error(where + ": autotune.tuning.sentences is " + std::to_string(count) + " but " +
+                       all.path.string() + " (data.path, after data.limit) has " + std::to_string(all.size()) +
+                       " sentences; expected fewer, so that some are left for the final evaluation");
+  std::sort(tuning.begin(), tuning.end());
+  std::vector<std::size_t> rest;
+  for (std::size_t i = 0, t = 0; i < all.size(); ++i) {
+    if (t < tuning.size() && tuning[t] == i)
+      ++t;
+    else
+      rest.push_back(i);
   }
+  return {rows_of(all, tuning), rows_of(all, rest)};
+}
+
+// An SST-2 style TSV of these sentences (the reader splits each line on its last tab).
+std::string sentence_tsv(const labelled_sentences& data) {
+  std::string out = "sentence\tlabel\n";
+  for (std::size_t i = 0; i < data.size(); ++i)
+    out += data.sentences[i] + "\t" + std::to_string(data.labels[i]) + "\n";
   return out;
 }
 
@@ -233,9 +281,11 @@ std::string levels_key(const std::vector<int>& levels) {
 
 class autotune_run {
  public:
-  autotune_run(const autotune_config& config, const YAML::Node& resolved, const run_request& request)
+  autotune_run(const autotune_config& config, const YAML::Node& resolved, const config_source& source,
+               const run_request& request)
       : config_(config),
         resolved_(resolved),
+        source_(source),
         request_(request),
         folder_("autotune", config.name, config.description, config.source_file, resolved, config.output_dir,
                 request) {}
@@ -248,7 +298,18 @@ class autotune_run {
     set_compute_threads(config_.threads);
     evaluation_data final_data =
         load_evaluation_data(config_.model_path, config_.data_path, config_.data_limit, config_.max_length);
-    tuning_.emplace(with_sentences(final_data, tuning_sentences(config_.calibration, config_.tuning_sentences)));
+    if (config_.tune_on_data) {
+      auto [tuning, heldout] = split_data(final_data.data, config_.tuning_sentences, config_.tuning_seed,
+                                          location_of(source_, "autotune.tuning.sentences"));
+      heldout_file_ = folder_.dir() / "heldout.tsv";
+      write_text_atomically(heldout_file_, sentence_tsv(heldout));
+      heldout_sentences_ = heldout.size();
+      tuning_.emplace(with_sentences(final_data, std::move(tuning)));
+    } else {
+      heldout_sentences_ = final_data.data.size();
+      tuning_.emplace(
+          with_sentences(final_data, tuning_from_calibration(config_.calibration, config_.tuning_sentences)));
+    }
     doc["model"] = model_json(*tuning_);
     doc["data"] = data_json(*tuning_);
     eval_.emplace(*tuning_, static_cast<std::size_t>(config_.batch_size));
@@ -317,6 +378,7 @@ class autotune_run {
     double bytes = 0, latency_ms = 0, metric = 0, seconds = 0;
     json accuracy;
     bool meets = false, resumed = false;
+    std::optional<std::size_t> same_as;  // the earlier trial of the same recipe
   };
 
   const char* metric_name() const { return config_.constrain_kl ? "mean KL" : "accuracy drop (points)"; }
@@ -397,11 +459,16 @@ class autotune_run {
     json& a = doc["autotune"];
     a["objective"] = config_.minimize_latency ? "latency" : "size";
     a["constraint"] = {{"metric", config_.constrain_kl ? "kl" : "accuracy_drop"}, {"max", config_.constraint_max}};
-    a["tuning"] = {{"data", config_.calibration.data_path.string()},
+    a["tuning"] = {{"from", config_.tune_on_data ? "data" : "calibration"},
+                   {"data", tuning_->data_path.string()},
                    {"sentences", tuning_->data.size()},
-                   {"drawn", "after the " + std::to_string(config_.calibration.sentences) +
-                                 " calibration sentences in the same seeded draw (seed " +
-                                 std::to_string(config_.calibration.seed) + ")"},
+                   {"drawn", config_.tune_on_data
+                                 ? "seeded draw (seed " + std::to_string(config_.tuning_seed) +
+                                       "); the other " + std::to_string(heldout_sentences_) +
+                                       " sentences are the final evaluation (heldout.tsv)"
+                                 : "after the " + std::to_string(config_.calibration.sentences) +
+                                       " calibration sentences in the same seeded draw (seed " +
+                                       std::to_string(config_.calibration.seed) + ")"},
                    {"fp32_accuracy", fp32_accuracy["accuracy"]},
                    {"batch_size", config_.batch_size},
                    {"threads", config_.threads}};
@@ -525,8 +592,12 @@ class autotune_run {
       t.bytes -= static_cast<double>(sites_[i].fp32_bytes) - static_cast<double>(l.bytes);
       t.latency_ms -= fp32_site_ms_.at(sites_[i].target.name) - l.ms;
     }
-    if (const auto it = resumed_.find(levels_key(levels)); it != resumed_.end()) {
-      t.accuracy = it->second;
+    const std::string key = levels_key(levels);
+    if (const auto it = measured_.find(key); it != measured_.end()) {
+      t.accuracy = trials_[it->second].accuracy;  // a trim back to a recipe already tried
+      t.same_as = it->second;
+    } else if (const auto r = resumed_.find(key); r != resumed_.end()) {
+      t.accuracy = r->second;
       t.resumed = true;
     } else {
       const auto start = std::chrono::steady_clock::now();
@@ -537,8 +608,9 @@ class autotune_run {
       log_line({{"type", "trial"}, {"levels", levels_key(levels)}, {"accuracy", t.accuracy}});
     }
     t.metric = config_.constrain_kl ? t.accuracy["mean_kl_vs_fp32"].get<double>()
-                                    : -100 * t.accuracy["accuracy_delta_vs_fp32"].get<double>();
+                                    : 0.0 - 100 * t.accuracy["accuracy_delta_vs_fp32"].get<double>();
     t.meets = t.metric <= config_.constraint_max;
+    measured_.emplace(key, trials_.size());
     trials_.push_back(t);
     folder_.doc()["autotune"]["trials"].push_back(trial_json(t));
     folder_.write();
@@ -566,7 +638,8 @@ class autotune_run {
             {"kept", t.phase != "trim"},
             {"accuracy", t.accuracy},
             {"seconds", t.seconds},
-            {"from_trials_jsonl", t.resumed}};
+            {"from_trials_jsonl", t.resumed},
+            {"same_as_trial", t.same_as ? json(*t.same_as) : json(nullptr)}};
   }
 
   json assignment_json(const std::vector<int>& levels) const {
@@ -644,9 +717,9 @@ class autotune_run {
                          " <= " + number_text(config_.constraint_max) + " on " +
                          std::to_string(tuning_->data.size()) + " tuning sentences), against each candidate alone";
     doc["model"]["path"] = fs::absolute(config_.model_path).string();
-    doc["data"]["path"] = fs::absolute(config_.data_path).string();
+    doc["data"]["path"] = fs::absolute(config_.tune_on_data ? heldout_file_ : config_.data_path).string();
     doc["data"]["max_length"] = config_.max_length;
-    doc["data"]["limit"] = config_.data_limit;
+    doc["data"]["limit"] = config_.tune_on_data ? 0 : config_.data_limit;
     doc["quantizers"].push_back(chosen);
     for (const auto& node : resolved_["candidates"]) doc["quantizers"].push_back(YAML::Clone(node));
     doc["calibration"]["data"] = fs::absolute(config_.calibration.data_path).string();
@@ -669,7 +742,8 @@ class autotune_run {
   }
 
   int final_evaluation(const fs::path& recipe_file, const plugin_registry& plugins) {
-    spdlog::info("final evaluation: {} on {}", recipe_file.string(), config_.data_path.string());
+    spdlog::info("final evaluation: {} on {} sentences of {}", recipe_file.string(), heldout_sentences_,
+                 config_.data_path.string());
     json& final = folder_.doc()["autotune"]["final"];
     final = {{"config", recipe_file.string()}, {"results_dir", (folder_.dir() / "final").string()}};
     int rc = 0;
@@ -707,6 +781,7 @@ class autotune_run {
 
   const autotune_config& config_;
   const YAML::Node& resolved_;
+  const config_source& source_;
   const run_request& request_;
   results_folder folder_;
   std::optional<evaluation_data> tuning_;
@@ -719,9 +794,12 @@ class autotune_run {
   std::map<std::string, double> fp32_site_ms_;
   std::map<std::string, double> harms_;
   std::map<std::string, json> resumed_;
+  std::map<std::string, std::size_t> measured_;  // recipe -> its first trial in this run
   std::vector<trial_result> trials_;
   std::size_t chosen_ = 0;
   fs::path log_path_;
+  fs::path heldout_file_;  // with tuning.from data: the final evaluation's sentences
+  std::size_t heldout_sentences_ = 0;
 };
 
 const experiment_kind_registration autotune_kind({
@@ -732,7 +810,7 @@ const experiment_kind_registration autotune_kind({
     [](const YAML::Node& resolved, const config_source& source) { autotune_config_from(resolved, source); },
     [](const YAML::Node& resolved, const config_source& source, const plugin_registry& plugins) {
       const autotune_config c = autotune_config_from(resolved, source);
-      if (fs::absolute(c.calibration.data_path) == fs::absolute(c.data_path))
+      if (!c.tune_on_data && fs::absolute(c.calibration.data_path) == fs::absolute(c.data_path))
         throw config_error(location_of(source, "calibration.data") + ": the tuning sentences come from " +
                            c.calibration.data_path.string() +
                            ", which is the final evaluation file (data.path); expected another file, e.g. "
@@ -742,7 +820,7 @@ const experiment_kind_registration autotune_kind({
     [](const YAML::Node& resolved, const config_source& source, const run_request& request) {
       if (!request.plugins) throw error("run_autotune: no plugin registry");
       const autotune_config c = autotune_config_from(resolved, source);
-      autotune_run run(c, resolved, request);
+      autotune_run run(c, resolved, source, request);
       return run.run();
     },
 });

@@ -1,6 +1,8 @@
 // The tuning part of summary.md and report.html: an `autotune` run's trials (its "autotune"
 // section, docs/results.md) as a table, Pareto plots of every tried recipe, and the chosen recipe
 // with its final evaluation.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -129,7 +131,7 @@ std::string autotune_markdown(const json& run) {
     cells.push_back({t.index + (t.chosen ? " (chosen)" : ""), t.phase, md_text(t.change), format_percent(t.size_ratio),
                      format_ms(t.latency_ms), general(t.metric), format_points(t.delta), general(t.kl),
                      t.meets ? "yes" : "no", t.phase == "trim" ? (t.kept ? "kept" : "undone") : ""});
-  out += "Trials, on the tuning sentences (size: of fp32's bytes; latency: estimate at batch 1):\n\n" +
+  out += "Trials, on the tuning sentences (size: of fp32's bytes; latency: estimated ms at batch 1):\n\n" +
          md_table({"trial", "phase", "change", "size", "latency", "metric", "accuracy delta", "KL", "meets", "trim"},
                   {true, false, false, true, true, true, true, true, false, false}, cells) +
          "\n";
@@ -145,6 +147,10 @@ std::string autotune_html(const json& run, std::size_t run_index) {
   const auto trials = read_trials(*section);
   std::vector<plots::scatter_point> by_size, by_latency;
   const bool kl = string_at(*section, {"constraint", "metric"}) == "kl";
+  // KL in a unit that makes its values read as small numbers (1e-5 nats -> "x 1e-05").
+  double largest_kl = 0;
+  for (const auto& t : trials) largest_kl = std::max(largest_kl, t.kl.value_or(0));
+  const double kl_unit = largest_kl > 0 ? std::pow(10.0, std::floor(std::log10(largest_kl))) : 1.0;
   for (const auto& t : trials) {
     if (!t.size_ratio || !t.latency_ms || !t.delta) continue;
     const std::string colour = t.chosen ? plots::palette[3] : t.meets ? plots::palette[2] : "#bbbbbb";
@@ -153,19 +159,23 @@ std::string autotune_html(const json& run, std::size_t run_index) {
                             general(t.kl) + (t.meets ? ", meets the constraint" : "");
     const std::string label = t.chosen ? "chosen (" + t.index + ")" : t.index;
     // With KL as the constraint the y axis is -KL, so that up is still better.
-    const double y = kl && t.kl ? -*t.kl : *t.delta * 100;
+    const double y = kl && t.kl ? -*t.kl / kl_unit : *t.delta * 100;
     plots::scatter_point p{label, tip, colour, *t.size_ratio * 100, y, false, !t.chosen};
     by_size.push_back(p);
     p.x = *t.latency_ms;
     by_latency.push_back(p);
   }
-  const std::string y_title = kl ? "minus mean KL to fp32 (tuning sentences)" : "accuracy delta, points (tuning sentences)";
+  char unit_text[32];
+  std::snprintf(unit_text, sizeof unit_text, "%g", kl_unit);
+  const std::string y_title = kl ? "minus mean KL to fp32, x " + std::string(unit_text) + " nats (tuning sentences)"
+                                 : "accuracy delta, points (tuning sentences)";
+  const double y_span = kl ? 0.5 : 1.0;
   if (!by_size.empty()) {
     out += "<div class=\"plots\">";
     out += plots::scatter_svg(id + "-size", "Tried recipes: size against accuracy", "size, % of fp32's bytes", y_title,
-                              by_size, 5.0);
+                              by_size, 5.0, y_span);
     out += plots::scatter_svg(id + "-latency", "Tried recipes: latency against accuracy",
-                              "estimated batch-1 latency, ms", y_title, by_latency, 0.1);
+                              "estimated batch-1 latency, ms", y_title, by_latency, 0.1, y_span);
     out += "</div><p class=\"note\">Red: the chosen recipe; green: meets the constraint; grey: does not. Hover a "
            "point for its trial.</p>";
   }

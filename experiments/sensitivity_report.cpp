@@ -141,15 +141,20 @@ std::string sensitivity_html(const json& run, std::size_t run_index) {
   const std::string id = "sensitivity-" + std::to_string(run_index + 1);
   std::string out = "<section class=\"card\" id=\"" + id + "\"><h2>Layer sensitivity: " +
                     html_escape(string_at(*section, {"scheme"})) + "</h2>";
+  std::vector<std::string> names;
+  for (const auto& r : rows) names.push_back(r.site);
+  const std::string prefix = plots::layer_name_prefix(names);
   out += "<p class=\"note\">Ranked by " + html_escape(string_at(*section, {"ranked_by"})) +
-         ". Whiskers: 95% paired-bootstrap interval of the accuracy delta.</p><div class=\"plots\">";
+         ". Whiskers: 95% paired-bootstrap interval of the accuracy delta." +
+         (prefix.empty() ? "" : " Site names starting with \"" + html_escape(prefix) + "\" are shown without it.") +
+         "</p><div class=\"plots\">";
   for (const char* mode : {"one_at_a_time", "all_but_one"}) {
     const bool alone = std::string(mode) == "one_at_a_time";
     std::vector<plots::bar_row> kl_bars, delta_bars;
     for (const auto& r : rows) {
       const variant_cells& v = alone ? r.alone : r.all_but_one;
       if (!v.present || !v.kl || !v.accuracy_delta) continue;
-      const std::string label = r.rank + ". " + r.site;
+      const std::string label = r.rank + ". " + r.site.substr(r.site.rfind(prefix, 0) == 0 ? prefix.size() : 0);
       kl_bars.push_back({label, r.site + ": KL " + kl_text(v.kl) + ", " + kb(r.bytes_saved) + " KiB saved",
                          kl_text(v.kl), plots::palette[alone ? 0 : 1], *v.kl, std::nullopt});
       plots::bar_row d{label, r.site + ": " + delta_text(v), format_points(v.accuracy_delta),

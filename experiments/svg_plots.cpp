@@ -148,7 +148,8 @@ double quantile(const std::vector<double>& sorted, double q) {
 
 
 std::string scatter_svg(const std::string& id, const std::string& title, const std::string& x_title,
-                        const std::string& y_title, const std::vector<scatter_point>& points, double x_min_span) {
+                        const std::string& y_title, const std::vector<scatter_point>& points, double x_min_span,
+                        double y_min_span) {
   const double width = 520, height = 420, left = 70, right = width - 24, top = 40, bottom = height - 86;
   double x_min = 1e300, x_max = -1e300, y_min = 1e300, y_max = -1e300;
   for (const auto& p : points) {
@@ -158,9 +159,9 @@ std::string scatter_svg(const std::string& id, const std::string& title, const s
     y_max = std::max(y_max, p.y);
   }
   axis x = nice_axis(x_min, x_max, true, x_min_span);
-  // Accuracy differences are small; at least one percentage point of span keeps noise from
-  // looking like a cliff.
-  axis y = nice_axis(y_min, y_max, false, 1.0);
+  // Accuracy differences are small; at least one percentage point of span (the default) keeps
+  // noise from looking like a cliff.
+  axis y = nice_axis(y_min, y_max, false, y_min_span);
   std::string out = svg_open(id, width, height, title);
   out += axes_svg(x, y, left, right, top, bottom, x_title, y_title);
 

@@ -24,7 +24,8 @@ struct scatter_point {
   bool optional_label = false;  // drawn only where it covers no other mark or label
 };
 std::string scatter_svg(const std::string& id, const std::string& title, const std::string& x_title,
-                        const std::string& y_title, const std::vector<scatter_point>& points, double x_min_span);
+                        const std::string& y_title, const std::vector<scatter_point>& points, double x_min_span,
+                        double y_min_span = 1.0);
 
 // Latency distributions: box plot and strip of samples per row.
 struct distribution_row {

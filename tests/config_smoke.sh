@@ -63,11 +63,11 @@ if [[ $kind == ptq ]]; then
   fi
 elif [[ $kind == autotune ]]; then
   # Few sentences and trials: the search, the chosen recipe and its final run, not the numbers.
-  "$qexp" run "$config" "${overrides[@]}" --out "$out/runs" --set data.limit=16 --set calibration.sentences=16 \
-    --set autotune.tuning_sentences=24 --set autotune.max_trials=4 --set final.latency_iterations=2 \
+  "$qexp" run "$config" "${overrides[@]}" --out "$out/runs" --set data.limit=32 --set calibration.sentences=16 \
+    --set autotune.tuning.sentences=16 --set autotune.max_trials=4 --set final.latency_iterations=2 \
     --set final.latency_sentences=2 || [[ $? == 1 ]]  # 1: no recipe met the constraint in 4 trials
   latest=$(ls -td "$out/runs/$name"/*/ | head -1)
-  for f in results.json summary.md report.html config.yaml chosen_recipe.yaml trials.jsonl final/results.json; do
+  for f in results.json summary.md report.html config.yaml chosen_recipe.yaml trials.jsonl heldout.tsv final/results.json; do
     [[ -s $latest/$f ]] || { echo "config_smoke: $latest$f missing or empty" >&2; exit 1; }
   done
   "$qexp" validate "$latest/chosen_recipe.yaml"
