@@ -13,6 +13,11 @@
 // constraint and improves the objective. The chosen recipe is written as a ptq config
 // (chosen_recipe.yaml) and run as one: that is the final evaluation, on data.path.
 //
+// With autotune.executor local or slurm, trials and per-site measurements are not composed here:
+// each is a ptq config on the tuning sentences (tuning.tsv), run as one point of a sweep
+// (experiments/sweep.h) on a local process pool or as one task of a Slurm job array, and its
+// results.json read back; the per-site measurements of a round go out as one sweep.
+//
 // Trials go to trials.jsonl as they finish; a run given the same --results-dir again (after a kill)
 // reads them back instead of measuring them again and continues from where it stopped.
 #include <ATen/ATen.h>
@@ -66,6 +71,8 @@ struct autotune_config {
   int batch_size = 8;
   int threads = 2;
   bool allow_fp32 = true;
+  std::string executor = "in_process";  // in_process | local | slurm
+  int jobs = 2;
   bool final_enabled = true;
   int final_latency_iterations = 30;
   int final_latency_sentences = 100;
@@ -131,6 +138,17 @@ schema_node autotune_schema() {
                            .with_default(2)},
            {"allow_fp32", schema_node::of(value_kind::boolean, "a site may fall back to fp32 after the last candidate")
                               .with_default(true)},
+           {"executor", schema_node::choice_of(
+                            {"in_process", "local", "slurm"},
+                            "in_process: trials composed from the candidates prepared here (fastest); local, slurm: "
+                            "each trial and per-site measurement is a `qexp run` of a ptq config on the tuning "
+                            "sentences, one sweep point each, on a local process pool or a Slurm job array (default "
+                            "sweep.slurm settings, cpus_per_task = threads)")
+                            .with_default("in_process")},
+           {"jobs", schema_node::of(value_kind::integer, "points run at once by the local executor")
+                        .at_least(1)
+                        .at_most(1024)
+                        .with_default(2)},
        })},
       {"final",
        schema_node::map_of({
@@ -175,6 +193,8 @@ autotune_config autotune_config_from(const YAML::Node& r, const config_source& s
   c.batch_size = a["batch_size"].as<int>();
   c.threads = a["threads"].as<int>();
   c.allow_fp32 = a["allow_fp32"].as<bool>();
+  c.executor = a["executor"].as<std::string>();
+  c.jobs = a["jobs"].as<int>();
   c.final_enabled = r["final"]["enabled"].as<bool>();
   c.final_latency_iterations = r["final"]["latency_iterations"].as<int>();
   c.final_latency_sentences = r["final"]["latency_sentences"].as<int>();
@@ -309,6 +329,10 @@ class autotune_run {
       heldout_sentences_ = final_data.data.size();
       tuning_.emplace(
           with_sentences(final_data, tuning_from_calibration(config_.calibration, config_.tuning_sentences)));
+    }
+    if (config_.executor != "in_process") {
+      tuning_file_ = folder_.dir() / "tuning.tsv";
+      write_text_atomically(tuning_file_, sentence_tsv(tuning_->data));
     }
     doc["model"] = model_json(*tuning_);
     doc["data"] = data_json(*tuning_);
@@ -490,6 +514,10 @@ class autotune_run {
     chosen_ = 0;
     // Fallback: raise the site that hurts most at its level, one level at a time.
     while (!current.meets && budget_left()) {
+      std::vector<std::pair<std::size_t, int>> needed;
+      for (std::size_t i = 0; i < sites_.size(); ++i)
+        if (levels[i] + 1 < static_cast<int>(sites_[i].levels.size())) needed.push_back({i, levels[i]});
+      prefetch_harms(needed);
       std::optional<std::size_t> worst;
       double worst_harm = -1;
       for (std::size_t i = 0; i < sites_.size(); ++i) {
@@ -512,8 +540,10 @@ class autotune_run {
     }
     // Trim: each raised site, least harmful one level down first, one level down again.
     std::vector<std::size_t> raised;
+    std::vector<std::pair<std::size_t, int>> needed;
     for (std::size_t i = 0; i < sites_.size(); ++i)
-      if (levels[i] > 0) raised.push_back(i);
+      if (levels[i] > 0) raised.push_back(i), needed.push_back({i, levels[i] - 1});
+    prefetch_harms(needed);
     std::stable_sort(raised.begin(), raised.end(), [&](std::size_t a, std::size_t b) {
       return harm(a, levels[a] - 1) < harm(b, levels[b] - 1);
     });
@@ -541,6 +571,7 @@ class autotune_run {
   distilbert_classifier compose(const std::vector<int>& levels) const {
     distilbert_classifier model = tuning_->fp32;
     for (std::size_t i = 0; i < sites_.size(); ++i) {
+      if (levels[i] < 0) continue;  // fp32, whatever the site's levels are
       const site_level& l = sites_[i].levels[static_cast<std::size_t>(levels[i])];
       if (l.candidate < 0) continue;
       model = with_site_from(model, prepared_[static_cast<std::size_t>(l.candidate)].model, sites_[i].target.name,
@@ -556,6 +587,10 @@ class autotune_run {
     if (l.candidate < 0) return 0;
     const std::string key = sites_[i].target.name + "|" + l.label;
     if (const auto it = harms_.find(key); it != harms_.end()) return it->second;
+    if (config_.executor != "in_process") {
+      prefetch_harms({{i, level}});
+      return harms_.at(key);
+    }
     const auto start = std::chrono::steady_clock::now();
     distilbert_classifier model = with_site_from(tuning_->fp32, prepared_[static_cast<std::size_t>(l.candidate)].model,
                                                  sites_[i].target.name, sites_[i].target.kind);
@@ -571,6 +606,154 @@ class autotune_run {
     record_harm(entry);
     log_line(entry);
     return kl;
+  }
+
+  std::string harm_key(std::size_t i, int level) const {
+    return sites_[i].target.name + "|" + sites_[i].levels[static_cast<std::size_t>(level)].label;
+  }
+
+  // The per-site measurements not known yet among `wanted`, as one sweep (executor local or slurm;
+  // in process they are cheap one by one).
+  void prefetch_harms(const std::vector<std::pair<std::size_t, int>>& wanted) {
+    if (config_.executor == "in_process") {
+      for (const auto& [i, level] : wanted) harm(i, level);
+      return;
+    }
+    std::vector<std::pair<std::size_t, int>> missing;
+    std::vector<std::vector<int>> specs;
+    for (const auto& [i, level] : wanted) {
+      if (sites_[i].levels[static_cast<std::size_t>(level)].candidate < 0 || harms_.count(harm_key(i, level))) continue;
+      if (std::find(missing.begin(), missing.end(), std::make_pair(i, level)) != missing.end()) continue;
+      missing.push_back({i, level});
+      std::vector<int> spec(sites_.size(), -1);
+      spec[i] = level;
+      specs.push_back(spec);
+    }
+    if (specs.empty()) return;
+    const auto start = std::chrono::steady_clock::now();
+    const std::vector<json> measured = run_recipes(specs, "site measurements");
+    const double seconds = seconds_since(start) / static_cast<double>(specs.size());
+    for (std::size_t k = 0; k < missing.size(); ++k) {
+      const auto [i, level] = missing[k];
+      const json entry = {{"type", "sensitivity"},
+                          {"site", sites_[i].target.name},
+                          {"level", sites_[i].levels[static_cast<std::size_t>(level)].label},
+                          {"mean_kl_vs_fp32", measured[k]["mean_kl_vs_fp32"]},
+                          {"accuracy_delta_vs_fp32", measured[k]["accuracy_delta_vs_fp32"]},
+                          {"seconds", seconds}};
+      record_harm(entry);
+      log_line(entry);
+    }
+  }
+
+  // Each recipe (a level per site; -1: fp32) as a ptq config on the tuning sentences, run as one
+  // sweep point; returns each point's accuracy against fp32. qexp::error naming the point's log
+  // when one fails.
+  std::vector<json> run_recipes(const std::vector<std::vector<int>>& specs, const std::string& what) {
+    sweep_plan plan;
+    plan.name = config_.name + "-trials";
+    plan.dir = folder_.dir() / "trials";
+    plan.config_file = config_.source_file;
+    plan.slurm.cpus_per_task = config_.threads;
+    fs::create_directories(plan.dir);
+    for (std::size_t k = 0; k < specs.size(); ++k) {
+      const fs::path file = plan.dir / "pending.yaml";
+      write_text_atomically(file, to_yaml_text(trial_config(specs[k])));
+      const loaded_experiment e = load_experiment(file, {});
+      plan.points.push_back({k, point_id(e.resolved), {"recipe=" + spec_text(specs[k])}, e.resolved});
+      fs::remove(file);
+    }
+    // Points already done (a resumed run, or the same recipe asked again) are not run again.
+    const auto statuses = sweep_status(plan);
+    const auto selected = points_to_run(statuses, false);
+    point_command command{fs::read_symlink("/proc/self/exe"), request_.global_args};
+    if (!selected.empty()) {
+      spdlog::info("{}: {} of {} as sweep points ({}) in {}", what, selected.size(), specs.size(), config_.executor,
+                   plan.dir.string());
+      prepare_points(plan, selected);
+      std::ostringstream progress;
+      if (config_.executor == "local") {
+        run_local(plan, selected, command, static_cast<unsigned>(config_.jobs), progress);
+      } else {
+        const std::string job = submit_slurm(plan, selected, command);
+        spdlog::info("{}: Slurm job {}", what, job);
+        wait_for_slurm_job(plan, job, progress);
+      }
+    }
+    std::vector<json> out;
+    const auto after = sweep_status(plan);
+    for (std::size_t k = 0; k < specs.size(); ++k) {
+      const fs::path results = plan.dir / plan.points[k].id / "results.json";
+      if (after[k].state != point_state::done || !fs::exists(results))
+        throw error(what + ": sweep point " + plan.points[k].id + " (" + spec_text(specs[k]) + ") did not finish: " +
+                    after[k].detail);
+      const json doc = json::parse(read_regular_file(results, "a trial's results"));
+      const json& row = doc.at("results").at(1);
+      if (row.value("status", "") != "ok")
+        throw error(what + ": sweep point " + plan.points[k].id + " failed: " + row.value("error", std::string("?")));
+      out.push_back(row.at("accuracy"));
+    }
+    return out;
+  }
+
+  // "layer.0.ffn.lin1=int4 gptq g128, ...": the sites a spec quantizes.
+  std::string spec_text(const std::vector<int>& spec) const {
+    std::string out;
+    for (std::size_t i = 0; i < sites_.size(); ++i) {
+      if (spec[i] < 0 || sites_[i].levels[static_cast<std::size_t>(spec[i])].candidate < 0) continue;
+      out += (out.empty() ? "" : "; ") + sites_[i].target.name + "=" +
+             sites_[i].levels[static_cast<std::size_t>(spec[i])].label;
+    }
+    return out.empty() ? "fp32" : out;
+  }
+
+  // A ptq config measuring one recipe against fp32 on the tuning sentences, as composing it here
+  // would: the same batches, calibration in float mode, nothing but accuracy.
+  YAML::Node trial_config(const std::vector<int>& spec) const {
+    YAML::Node doc;
+    doc["name"] = config_.name + "_trial";
+    doc["description"] = spec_text(spec);
+    doc["model"]["path"] = fs::absolute(config_.model_path).string();
+    doc["data"]["path"] = tuning_file_.string();
+    doc["data"]["max_length"] = config_.max_length;
+    YAML::Node entry = recipe_node(spec);
+    entry["label"] = "trial";
+    doc["quantizers"].push_back(entry);
+    add_calibration(doc);
+    doc["measure"]["isolate"] = false;
+    doc["measure"]["size"]["enabled"] = false;
+    doc["measure"]["latency"]["enabled"] = false;
+    doc["measure"]["layer_error"]["enabled"] = false;
+    doc["measure"]["accuracy"]["batch_size"] = config_.batch_size;
+    doc["seed"] = config_.seed;
+    return doc;
+  }
+
+  void add_calibration(YAML::Node& doc) const {
+    doc["calibration"]["data"] = fs::absolute(config_.calibration.data_path).string();
+    doc["calibration"]["sentences"] = config_.calibration.sentences;
+    doc["calibration"]["batch_size"] = config_.calibration.batch_size;
+    doc["calibration"]["seed"] = config_.calibration.seed;
+    doc["calibration"]["mode"] = "float";
+  }
+
+  // A recipe entry with one rule per (candidate, rule) the spec uses, naming its sites exactly,
+  // in candidate order.
+  YAML::Node recipe_node(const std::vector<int>& spec) const {
+    std::map<std::pair<int, int>, std::vector<std::string>> groups;
+    for (std::size_t i = 0; i < sites_.size(); ++i) {
+      if (spec[i] < 0) continue;
+      const site_level& l = sites_[i].levels[static_cast<std::size_t>(spec[i])];
+      if (l.candidate >= 0) groups[{l.candidate, l.rule}].push_back(sites_[i].target.name);
+    }
+    YAML::Node entry;
+    entry["rules"] = YAML::Node(YAML::NodeType::Sequence);
+    for (const auto& [key, names] : groups) {
+      YAML::Node rule = rule_node(key.first, key.second);
+      for (const auto& n : names) rule["layers"]["include"].push_back(n);
+      entry["rules"].push_back(rule);
+    }
+    return entry;
   }
 
   void record_harm(const json& entry) {
@@ -601,9 +784,13 @@ class autotune_run {
       t.resumed = true;
     } else {
       const auto start = std::chrono::steady_clock::now();
-      distilbert_classifier model = compose(levels);
-      const at::Tensor logits = eval_->logits(model, nullptr, "");
-      t.accuracy = variant_json(logits, fp32_logits_, fp32_probs_, tuning_->data.labels, config_.seed);
+      if (config_.executor == "in_process") {
+        distilbert_classifier model = compose(levels);
+        const at::Tensor logits = eval_->logits(model, nullptr, "");
+        t.accuracy = variant_json(logits, fp32_logits_, fp32_probs_, tuning_->data.labels, config_.seed);
+      } else {
+        t.accuracy = run_recipes({levels}, "trial " + std::to_string(t.index)).front();
+      }
       t.seconds = seconds_since(start);
       log_line({{"type", "trial"}, {"levels", levels_key(levels)}, {"accuracy", t.accuracy}});
     }
@@ -696,20 +883,8 @@ class autotune_run {
   }
 
   std::string chosen_recipe_yaml(const trial_result& t) const {
-    // One rule per (candidate, rule) used, naming its sites exactly, in candidate order.
-    std::map<std::pair<int, int>, std::vector<std::string>> groups;
-    for (std::size_t i = 0; i < sites_.size(); ++i) {
-      const site_level& l = sites_[i].levels[static_cast<std::size_t>(t.levels[i])];
-      if (l.candidate >= 0) groups[{l.candidate, l.rule}].push_back(sites_[i].target.name);
-    }
-    YAML::Node chosen;
+    YAML::Node chosen = recipe_node(t.levels);
     chosen["label"] = "autotuned";
-    chosen["rules"] = YAML::Node(YAML::NodeType::Sequence);
-    for (const auto& [key, names] : groups) {
-      YAML::Node rule = rule_node(key.first, key.second);
-      for (const auto& n : names) rule["layers"]["include"].push_back(n);
-      chosen["rules"].push_back(rule);
-    }
     YAML::Node doc;
     doc["name"] = config_.name + "_chosen";
     doc["description"] = "recipe chosen by autotune '" + config_.name + "' (objective " +
@@ -722,11 +897,7 @@ class autotune_run {
     doc["data"]["limit"] = config_.tune_on_data ? 0 : config_.data_limit;
     doc["quantizers"].push_back(chosen);
     for (const auto& node : resolved_["candidates"]) doc["quantizers"].push_back(YAML::Clone(node));
-    doc["calibration"]["data"] = fs::absolute(config_.calibration.data_path).string();
-    doc["calibration"]["sentences"] = config_.calibration.sentences;
-    doc["calibration"]["batch_size"] = config_.calibration.batch_size;
-    doc["calibration"]["seed"] = config_.calibration.seed;
-    doc["calibration"]["mode"] = "float";
+    add_calibration(doc);
     doc["measure"]["latency"]["warmup"] = 5;
     doc["measure"]["latency"]["iterations"] = config_.final_latency_iterations;
     doc["measure"]["latency"]["batch_sizes"].push_back(1);
@@ -798,7 +969,8 @@ class autotune_run {
   std::vector<trial_result> trials_;
   std::size_t chosen_ = 0;
   fs::path log_path_;
-  fs::path heldout_file_;  // with tuning.from data: the final evaluation's sentences
+  fs::path heldout_file_;
+  fs::path tuning_file_;  // executor local or slurm: the tuning sentences, for the trials' configs  // with tuning.from data: the final evaluation's sentences
   std::size_t heldout_sentences_ = 0;
 };
 

@@ -19,6 +19,9 @@ struct run_request {
   std::filesystem::path out_root;     // --out, else the config's output.dir ("runs" under the current folder)
   std::filesystem::path results_dir;  // --results-dir: write exactly here (sweeps), not <root>/<name>/<stamp>
   const plugin_registry* plugins = nullptr;
+  // Global options a child `qexp` needs to see the same plugins (--plugin-path DIR ...), for the
+  // kinds that start qexp runs of their own (autotune's local and Slurm trial executors).
+  std::vector<std::string> global_args;
 };
 
 struct experiment_kind {

@@ -153,6 +153,33 @@ TEST(autotune, a_second_run_in_the_same_folder_reads_its_trials_back) {
   EXPECT_NE(again.output.find("resuming"), std::string::npos) << again.output;
 }
 
+TEST(autotune, trials_run_as_sweep_points_reach_the_same_recipe) {
+  // Each trial and per-site measurement a `qexp run` of a ptq config on a local pool of two: the
+  // same measurements, so the same search and the same choice as composing the trials in process.
+  qexp::test::temp_dir dir;
+  const fs::path config = dir.path() / "autotune.yaml";
+  std::string text = config_text("final: { enabled: false }\n");
+  text.replace(text.find("final: { latency_iterations: 2, latency_sentences: 2 }\n"),
+               std::string("final: { latency_iterations: 2, latency_sentences: 2 }\n").size(), "");
+  text.replace(text.find("threads: 1 }"), std::string("threads: 1 }").size(), "threads: 1, executor: local, jobs: 2 }");
+  qexp::test::write_file(config, text);
+  const auto run = run_autotune(config, dir.path() / "results");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const json& swept = run.results["autotune"];
+  const json& composed = autotune_section();
+  EXPECT_EQ(swept["chosen"]["sites"], composed["chosen"]["sites"]);
+  ASSERT_EQ(swept["trials"].size(), composed["trials"].size());
+  for (std::size_t i = 0; i < swept["trials"].size(); ++i) {
+    EXPECT_EQ(swept["trials"][i]["levels"], composed["trials"][i]["levels"]) << i;
+    EXPECT_NEAR(swept["trials"][i]["metric"].get<double>(), composed["trials"][i]["metric"].get<double>(), 1e-12) << i;
+  }
+  // One point folder per trial or site measurement, each with its own results.json.
+  std::size_t points = 0;
+  for (const auto& entry : fs::directory_iterator(dir.path() / "results" / "trials"))
+    if (entry.is_directory()) points += fs::exists(entry.path() / "results.json");
+  EXPECT_GE(points, swept["sensitivity"].size());
+}
+
 TEST(autotune, a_trials_file_of_another_config_is_refused) {
   qexp::test::temp_dir dir;
   const fs::path config = dir.path() / "autotune.yaml";

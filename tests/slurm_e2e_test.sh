@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end on a real (single-node) Slurm cluster: starts munged, slurmctld and slurmd with
 # tools/slurm/local-cluster.sh, submits the 4-point example sweep as a job array with --wait,
-# checks every point, collects it, and stops every daemon it started, by pid, even on failure.
+# checks every point, collects it, runs configs/autotune.yaml with its trials as array tasks, and
+# stops every daemon it started, by pid, even on failure.
 #
 #   tests/slurm_e2e_test.sh QEXP_BIN SOURCE_DIR WORK_DIR
 # Exits 77 (ctest: skipped) when not root or the slurm packages are missing.
@@ -91,6 +92,21 @@ grep -q "4 points: 4 done" "$work/nowait-status.out" || { cat "$work/nowait-stat
 # Four points, each the fp32 baseline and one INT8 result: 8 rows under the header.
 [[ $(($(wc -l < "$dir/results.csv") - 1)) -eq 8 ]] || { echo "slurm_e2e: expected 8 rows in results.csv" >&2; exit 1; }
 [[ -s $dir/report.html && -s $dir/summary.md ]]
+
+# Autotune with its trials on the cluster: each trial and per-site measurement one array task.
+tune=$work/autotune
+rm -rf "$tune"
+rc=0
+"$qexp" run "$src/configs/autotune.yaml" --results-dir "$tune" --set data.limit=32 --set calibration.sentences=16 \
+  --set autotune.tuning.sentences=16 --set autotune.max_trials=3 --set autotune.threads=1 \
+  --set autotune.executor=slurm --set final.enabled=false > "$work/autotune.out" 2>&1 || rc=$?
+# 1: no recipe met the constraint in 3 trials, which is allowed here; anything else is not.
+[[ $rc == 0 || $rc == 1 ]] || { cat "$work/autotune.out" >&2; echo "slurm_e2e: autotune exit $rc" >&2; exit 1; }
+tasks=$(ls "$tune"/trials/slurm-*_*.out 2>/dev/null | wc -l)
+points=$(ls "$tune"/trials/*/results.json 2>/dev/null | wc -l)
+trials=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["autotune"]["trials"]))' "$tune/results.json")
+(( tasks >= points && points >= trials && trials >= 1 )) ||
+  { cat "$work/autotune.out" >&2; echo "slurm_e2e: autotune: $tasks array tasks, $points points, $trials trials" >&2; exit 1; }
 
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
 echo "slurm_e2e: passed; sweep submit+wait $(seconds "$submit_done" "$submit_started") s," \

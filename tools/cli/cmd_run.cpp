@@ -44,6 +44,10 @@ QEXP_COMMAND("run", "Run an experiment (fp32 baseline against each quantizer)", 
     request.out_root = args->out;
     request.results_dir = args->results_dir;
     request.plugins = &plugins;
+    for (const auto& path : qexp::cli::globals().plugin_paths) {
+      request.global_args.push_back("--plugin-path");
+      request.global_args.push_back(std::filesystem::absolute(path).string());
+    }
     return experiment.kind->run(experiment.resolved, experiment.source, request);
   };
 });
