@@ -53,12 +53,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct autotune_config {
-  fs::path source_file;
-  std::string name, description;
-  fs::path model_path, data_path;
-  int max_length = 128;
-  std::int64_t data_limit = 0;
+struct autotune_config : experiment_basics {
   std::vector<quantizer_entry> candidates;
   calibration_settings calibration;
   bool minimize_latency = false;  // objective: latency; else size
@@ -76,8 +71,6 @@ struct autotune_config {
   bool final_enabled = true;
   int final_latency_iterations = 30;
   int final_latency_sentences = 100;
-  std::string output_dir;
-  std::uint64_t seed = 0;
 };
 
 schema_node autotune_schema() {
@@ -171,13 +164,7 @@ schema_node autotune_schema() {
 
 autotune_config autotune_config_from(const YAML::Node& r, const config_source& source) {
   autotune_config c;
-  c.source_file = fs::absolute(source.file);
-  c.name = r["name"].as<std::string>();
-  c.description = r["description"].as<std::string>();
-  c.model_path = r["model"]["path"].as<std::string>();
-  c.data_path = r["data"]["path"].as<std::string>();
-  c.max_length = r["data"]["max_length"].as<int>();
-  c.data_limit = r["data"]["limit"].as<std::int64_t>();
+  static_cast<experiment_basics&>(c) = experiment_basics_from(r, source);
   for (std::size_t i = 0; i < r["candidates"].size(); ++i)
     c.candidates.push_back(quantizer_from(r["candidates"][i], source, "candidates." + std::to_string(i)));
   c.calibration = calibration_from(r["calibration"], source);
@@ -198,8 +185,6 @@ autotune_config autotune_config_from(const YAML::Node& r, const config_source& s
   c.final_enabled = r["final"]["enabled"].as<bool>();
   c.final_latency_iterations = r["final"]["latency_iterations"].as<int>();
   c.final_latency_sentences = r["final"]["latency_sentences"].as<int>();
-  c.output_dir = r["output"]["dir"].as<std::string>();
-  c.seed = r["seed"].as<std::uint64_t>();
   return c;
 }
 

@@ -290,8 +290,8 @@ schema_node ptq_schema() {
   return schema_node::map_of(std::move(fields));
 }
 
-ptq_config ptq_config_from(const YAML::Node& r, const config_source& source) {
-  ptq_config c;
+experiment_basics experiment_basics_from(const YAML::Node& r, const config_source& source) {
+  experiment_basics c;
   c.source_file = std::filesystem::absolute(source.file);
   c.name = r["name"].as<std::string>();
   c.description = r["description"].as<std::string>();
@@ -299,6 +299,14 @@ ptq_config ptq_config_from(const YAML::Node& r, const config_source& source) {
   c.data_path = r["data"]["path"].as<std::string>();
   c.max_length = r["data"]["max_length"].as<int>();
   c.data_limit = r["data"]["limit"].as<std::int64_t>();
+  c.output_dir = r["output"]["dir"].as<std::string>();
+  c.seed = r["seed"].as<std::uint64_t>();
+  return c;
+}
+
+ptq_config ptq_config_from(const YAML::Node& r, const config_source& source) {
+  ptq_config c;
+  static_cast<experiment_basics&>(c) = experiment_basics_from(r, source);
   c.baseline = quantizer_from(r["baseline"], source, "baseline");
   c.calibration = calibration_from(r["calibration"], source);
   for (std::size_t i = 0; i < r["quantizers"].size(); ++i)
@@ -320,8 +328,6 @@ ptq_config ptq_config_from(const YAML::Node& r, const config_source& source) {
   c.accuracy.enabled = m["accuracy"]["enabled"].as<bool>();
   c.accuracy.batch_size = m["accuracy"]["batch_size"].as<int>();
   c.layer_error = layer_error_from(m["layer_error"]);
-  c.output_dir = r["output"]["dir"].as<std::string>();
-  c.seed = r["seed"].as<std::uint64_t>();
   return c;
 }
 

@@ -33,13 +33,21 @@ struct calibration_settings {
   std::string where;  // "configs/x.yaml:12:3": the calibration section, for messages
 };
 
-struct ptq_config {
+// What every kind that measures a model on labelled sentences (ptq, sensitivity, autotune) reads
+// alike: the config file, name, description, model and data sections, output folder and seed.
+struct experiment_basics {
   std::filesystem::path source_file;  // the YAML, absolute
   std::string name, description;
   std::filesystem::path model_path;
   std::filesystem::path data_path;
   int max_length = 128;
   std::int64_t data_limit = 0;  // 0: every sentence
+  std::string output_dir;
+  std::uint64_t seed = 0;
+};
+experiment_basics experiment_basics_from(const YAML::Node& resolved, const config_source& source);
+
+struct ptq_config : experiment_basics {
   quantizer_entry baseline;
   std::vector<quantizer_entry> quantizers;
   calibration_settings calibration;
@@ -50,8 +58,6 @@ struct ptq_config {
   latency_settings latency;
   accuracy_settings accuracy;
   layer_error_settings layer_error;
-  std::string output_dir;
-  std::uint64_t seed = 0;
 };
 
 extern const char* const default_probe_text;

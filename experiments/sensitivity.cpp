@@ -32,20 +32,13 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct sensitivity_config {
-  fs::path source_file;
-  std::string name, description;
-  fs::path model_path, data_path;
-  int max_length = 128;
-  std::int64_t data_limit = 0;
+struct sensitivity_config : experiment_basics {
   quantizer_entry scheme;
   calibration_settings calibration;
   bool one_at_a_time = true, all_but_one = false;
   int batch_size = 1;
   int threads = 1;
   layer_error_settings layer_error;
-  std::string output_dir;
-  std::uint64_t seed = 0;
 };
 
 schema_node sensitivity_schema() {
@@ -81,13 +74,7 @@ schema_node sensitivity_schema() {
 
 sensitivity_config sensitivity_config_from(const YAML::Node& r, const config_source& source) {
   sensitivity_config c;
-  c.source_file = fs::absolute(source.file);
-  c.name = r["name"].as<std::string>();
-  c.description = r["description"].as<std::string>();
-  c.model_path = r["model"]["path"].as<std::string>();
-  c.data_path = r["data"]["path"].as<std::string>();
-  c.max_length = r["data"]["max_length"].as<int>();
-  c.data_limit = r["data"]["limit"].as<std::int64_t>();
+  static_cast<experiment_basics&>(c) = experiment_basics_from(r, source);
   c.scheme = quantizer_from(r["scheme"], source, "scheme");
   c.calibration = calibration_from(r["calibration"], source);
   c.calibration.mode = calibration_mode::float_inputs;
@@ -97,8 +84,6 @@ sensitivity_config sensitivity_config_from(const YAML::Node& r, const config_sou
   c.batch_size = r["sensitivity"]["batch_size"].as<int>();
   c.threads = r["sensitivity"]["threads"].as<int>();
   c.layer_error = layer_error_from(r["measure"]["layer_error"]);
-  c.output_dir = r["output"]["dir"].as<std::string>();
-  c.seed = r["seed"].as<std::uint64_t>();
   return c;
 }
 

@@ -18,11 +18,7 @@ namespace {
 
 const std::string planted = "distilbert.transformer.layer.0.attention.v_lin";
 
-struct finished_run {
-  int exit_code;
-  std::string output;
-  json results;
-};
+using finished_run = qexp::test::experiment_run;
 
 // Candidates: "aggressive" (calibration-probe's three levels per row on the planted site, INT8
 // per tensor elsewhere), then INT8 per channel everywhere, then fp32.
@@ -42,11 +38,7 @@ std::string config_text(const std::string& extra) {
 }
 
 finished_run run_autotune(const fs::path& config, const fs::path& out) {
-  auto r = qexp::test::run_qexp(std::string("--plugin-path ") + QEXP_PROBE_PLUGIN_DIR + " run '" + config.string() +
-                                "' --results-dir '" + out.string() + "'");
-  json results;
-  if (fs::exists(out / "results.json")) results = json::parse(qexp::test::read_file(out / "results.json"));
-  return finished_run{r.exit_code, r.output, results};
+  return qexp::test::run_experiment(config, out);
 }
 
 struct shared_state {

@@ -21,12 +21,7 @@ namespace {
 
 constexpr int sentences = 40;
 
-struct finished_run {
-  int exit_code;
-  std::string output;
-  json results;
-  fs::path dir;
-};
+using finished_run = qexp::test::experiment_run;
 
 // One short experiment shared by the tests below: two quantizers that work and one that fails.
 const finished_run& shared_run() {
@@ -49,12 +44,7 @@ const finished_run& shared_run() {
                            "measure:\n"
                            "  latency: { warmup: 1, iterations: 5, batch_sizes: [1, 2], threads: [1], dataset_sentences: 3 }\n"
                            "  layer_error: { batches: 1, batch_size: 4 }\n");
-    const fs::path out = dir.path() / "results";
-    auto r = qexp::test::run_qexp(std::string("--plugin-path ") + QEXP_PROBE_PLUGIN_DIR + " run '" + config.string() +
-                                  "' --results-dir '" + out.string() + "'");
-    json results;
-    if (fs::exists(out / "results.json")) results = json::parse(qexp::test::read_file(out / "results.json"));
-    return finished_run{r.exit_code, r.output, results, out};
+    return qexp::test::run_experiment(config, dir.path() / "results");
   }();
   return run;
 }

@@ -17,12 +17,7 @@ namespace {
 constexpr int sentences = 48;
 const std::string planted = "distilbert.transformer.layer.0.attention.v_lin";
 
-struct finished_run {
-  int exit_code;
-  std::string output;
-  json results;
-  fs::path dir;
-};
+using finished_run = qexp::test::experiment_run;
 
 finished_run run_sensitivity(const qexp::test::temp_dir& dir, const std::string& scheme, const std::string& mode) {
   const fs::path config = dir.path() / "sensitivity.yaml";
@@ -34,12 +29,7 @@ finished_run run_sensitivity(const qexp::test::temp_dir& dir, const std::string&
               "calibration: { sentences: 8, batch_size: 4 }\n"
               "sensitivity: { mode: " + mode + ", batch_size: 8, threads: 1 }\n"
               "measure: { layer_error: { batches: 1, batch_size: 8 } }\n");
-  const fs::path out = dir.path() / "results";
-  auto r = qexp::test::run_qexp(std::string("--plugin-path ") + QEXP_PROBE_PLUGIN_DIR + " run '" + config.string() +
-                                "' --results-dir '" + out.string() + "'");
-  json results;
-  if (fs::exists(out / "results.json")) results = json::parse(qexp::test::read_file(out / "results.json"));
-  return finished_run{r.exit_code, r.output, results, out};
+  return qexp::test::run_experiment(config, dir.path() / "results");
 }
 
 // Every Linear but the classifier on per-channel dynamic INT8, except one: calibration-probe

@@ -55,6 +55,15 @@ command_result run_qexp_with_deliberate_crashes(const std::string& arguments) {
   return run_command("ASAN_OPTIONS=\"$ASAN_OPTIONS:handle_segv=0\" '" + qexp_bin().string() + "' " + arguments);
 }
 
+experiment_run run_experiment(const std::filesystem::path& config, const std::filesystem::path& results_dir) {
+  const auto r = run_qexp(std::string("--plugin-path '") + QEXP_PROBE_PLUGIN_DIR + "' run '" + config.string() +
+                          "' --results-dir '" + results_dir.string() + "'");
+  experiment_run run{r.exit_code, r.output, nullptr, results_dir};
+  if (std::filesystem::exists(results_dir / "results.json"))
+    run.results = nlohmann::json::parse(read_file(results_dir / "results.json"));
+  return run;
+}
+
 temp_dir::temp_dir() {
   std::random_device rd;
   path_ = std::filesystem::temp_directory_path() / ("qexp-test-" + std::to_string(rd()));

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace qexp::test {
@@ -24,6 +25,16 @@ command_result run_qexp(const std::string& arguments);
 // run_qexp for a test whose plugin segfaults on purpose: under AddressSanitizer (tools/sanitize.sh)
 // that segfault is not a finding, and the signal is left to end the process, as without it.
 command_result run_qexp_with_deliberate_crashes(const std::string& arguments);
+
+// An experiment run through the CLI: `qexp --plugin-path <probe plugins> run CONFIG --results-dir
+// DIR`, with DIR/results.json read back (null when the run wrote none).
+struct experiment_run {
+  int exit_code = 0;
+  std::string output;
+  nlohmann::json results;
+  std::filesystem::path dir;
+};
+experiment_run run_experiment(const std::filesystem::path& config, const std::filesystem::path& results_dir);
 
 // A fresh temporary folder, removed when the object goes.
 class temp_dir {
