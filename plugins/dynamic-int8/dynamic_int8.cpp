@@ -17,13 +17,12 @@
 namespace qexp::dynamic_int8 {
 
 const option_spec options[4] = {
-    {"granularity", option_type::choice, "per_tensor",
-     "Weight scales: one per tensor (what quantize_dynamic does) or one per output channel",
-     "per_tensor|per_channel"},
-    {"activation_granularity", option_type::choice, "per_tensor",
-     "Activation scale and zero point: one per call (libtorch) or one per row/token (reference "
-     "kernel, whatever the engine)",
-     "per_tensor|per_token"},
+    int8_options::weight_granularity("per_tensor",
+                                     "Weight scales: one per tensor (what quantize_dynamic does) or one per output "
+                                     "channel (symmetric s8, codes in [-127, 127])"),
+    int8_options::activation_granularity("per_tensor",
+                                         "Activation scale and zero point: one per call (libtorch) or one per row "
+                                         "(token; reference kernel, whatever the engine)"),
     {"reduce_range", option_type::boolean, "true",
      "7-bit activations [0,127], the flag quantize_dynamic passes to linear_dynamic (qnnpack "
      "ignores it, as libtorch does)",
@@ -36,9 +35,8 @@ const option_spec options[4] = {
 
 settings parse_settings(const option_values& values) {
   settings s;
-  s.weights = get_choice(values, options, "granularity", {weight_granularity::per_tensor, weight_granularity::per_channel});
-  s.activations = get_choice(values, options, "activation_granularity",
-                             {activation_granularity::per_tensor, activation_granularity::per_token});
+  s.weights = int8_options::read_weight_granularity(values);
+  s.activations = int8_options::read_activation_granularity(values);
   s.reduce_range = values.get_bool("reduce_range");
   s.engine = get_choice(values, options, "engine", {engine_kind::onednn, engine_kind::qnnpack, engine_kind::reference});
   return s;

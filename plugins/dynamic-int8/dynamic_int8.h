@@ -5,14 +5,13 @@
 // or, for per-token activations that libtorch has no op for, by a reference integer kernel here.
 #pragma once
 
+#include <qexp/int8_options.h>
 #include <qexp/plugin_api.h>
 
 #include <memory>
 
 namespace qexp::dynamic_int8 {
 
-enum class weight_granularity { per_tensor, per_channel };
-enum class activation_granularity { per_tensor, per_token };
 // onednn / qnnpack: libtorch's quantized engines (Debian's libtorch has no fbgemm).
 // reference: the integer kernel in this plugin (always used for per-token activations).
 enum class engine_kind { onednn, qnnpack, reference };

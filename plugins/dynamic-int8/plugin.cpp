@@ -21,7 +21,7 @@ void dynamic_int8_budget(const qexp::option_values& options, qexp::conformance_b
   // 7-bit activations with reduce_range (what quantize_dynamic does); qnnpack ignores the flag.
   const bool seven_bit = s.reduce_range && s.engine != engine_kind::qnnpack;
   const double activations = seven_bit ? 3e-4 : 8e-5;
-  const double weights = s.weights == weight_granularity::per_channel ? 5e-5 : 2.5e-4;
+  const double weights = s.weights == qexp::weight_granularity::per_channel ? 5e-5 : 2.5e-4;
   out->output_nmse = 3 * (activations + weights);
   out->weight_nmse = 3 * weights;
   out->bytes_per_weight = 1.0;

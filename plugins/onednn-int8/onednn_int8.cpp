@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <qexp/errors.h>
 #include <qexp/int8_gemm.h>
+#include <qexp/int8_options.h>
 #include <qexp/int8_weights.h>
 #include <qexp/onednn_support.h>
 #include <qexp/plugin_helpers.h>
@@ -18,21 +19,16 @@
 namespace qexp::onednn_int8 {
 
 const option_spec options[3] = {
-    {"granularity", option_type::choice, "per_channel",
-     "Weight scales: one per tensor or one per output channel (symmetric s8, range [-127, 127])",
-     "per_tensor|per_channel"},
-    {"activation_granularity", option_type::choice, "per_tensor",
-     "Activation scale (and zero point): one per call or one per row/token", "per_tensor|per_token"},
-    {"activation_type", option_type::choice, "u8",
-     "u8: asymmetric with a zero point (full 8 bits); s8: symmetric, no zero point", "u8|s8"},
+    int8_options::weight_granularity("per_channel"),
+    int8_options::activation_granularity("per_tensor"),
+    int8_options::activation_type("u8"),
 };
 
 settings parse_settings(const option_values& values) {
   settings s;
-  s.weights = get_choice(values, options, "granularity", {weight_granularity::per_tensor, weight_granularity::per_channel});
-  s.activations = get_choice(values, options, "activation_granularity",
-                             {activation_granularity::per_tensor, activation_granularity::per_token});
-  s.activation_dtype = get_choice(values, options, "activation_type", {activation_type::u8, activation_type::s8});
+  s.weights = int8_options::read_weight_granularity(values);
+  s.activations = int8_options::read_activation_granularity(values);
+  s.activation_dtype = int8_options::read_activation_type(values);
   return s;
 }
 

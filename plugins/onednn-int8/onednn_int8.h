@@ -8,15 +8,12 @@
 // in one pass: y = (acc - zp * sum_k w) * (x_scale * w_scale) + b.
 #pragma once
 
+#include <qexp/int8_options.h>
 #include <qexp/plugin_api.h>
 
 #include <memory>
 
 namespace qexp::onednn_int8 {
-
-enum class weight_granularity { per_tensor, per_channel };
-enum class activation_granularity { per_tensor, per_token };
-enum class activation_type { u8, s8 };
 
 struct settings {
   weight_granularity weights = weight_granularity::per_channel;

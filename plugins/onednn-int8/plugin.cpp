@@ -18,8 +18,8 @@ qexp::linear_quantizer* onednn_int8_create(const qexp::option_values& options, s
 void onednn_int8_budget(const qexp::option_values& options, qexp::conformance_budget* out) {
   using namespace qexp::onednn_int8;
   const settings s = parse_settings(options);
-  const double activations = s.activation_dtype == activation_type::s8 ? 1e-4 : 8e-5;
-  const double weights = s.weights == weight_granularity::per_tensor ? 2.5e-4 : 5e-5;
+  const double activations = s.activation_dtype == qexp::activation_type::s8 ? 1e-4 : 8e-5;
+  const double weights = s.weights == qexp::weight_granularity::per_tensor ? 2.5e-4 : 5e-5;
   out->output_nmse = 3 * (activations + weights);
   out->weight_nmse = 3 * weights;
   out->bytes_per_weight = 1.0;

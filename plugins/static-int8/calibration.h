@@ -1,6 +1,7 @@
 // Calibration statistics and calibrators of the static-int8 plugin: a histogram of signed values
 // that grows with the data, and the four ways of turning it into a fixed activation range
-// (minmax, percentile, entropy, mse). Plain C++, no ATen: the plugin and its tests share it.
+// (minmax, percentile, entropy, mse), plain arithmetic on values; the activation type is the INT8
+// plugins' shared enum (qexp/int8_options.h).
 #pragma once
 
 #include <cmath>
@@ -8,9 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <qexp/int8_options.h>
+
 namespace qexp::static_int8 {
 
-enum class activation_type { u8, s8 };
 enum class calibrator { minmax, percentile, entropy, mse };
 
 // Counts of signed values in bins of width w, symmetric around 0: bin i in [-H, H) holds

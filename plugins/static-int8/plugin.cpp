@@ -30,7 +30,7 @@ qexp::linear_quantizer* static_int8_create(const qexp::option_values& options, s
 void static_int8_budget(const qexp::option_values& options, qexp::conformance_budget* out) {
   using namespace qexp::static_int8;
   const settings s = parse_settings(options);
-  const bool per_tensor = s.weights == weight_granularity::per_tensor;
+  const bool per_tensor = s.weights == qexp::weight_granularity::per_tensor;
   double weights = per_tensor ? 3.75e-4 : 9.6e-5;
   if (s.smoothquant) weights *= 1.0 + (per_tensor ? 0.8 : 0.2) * std::pow(400.0, s.alpha);
   out->weight_nmse = weights;

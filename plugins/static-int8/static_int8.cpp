@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <qexp/errors.h>
 #include <qexp/int8_gemm.h>
+#include <qexp/int8_options.h>
 #include <qexp/int8_weights.h>
 #include <qexp/onednn_support.h>
 #include <qexp/plugin_helpers.h>
@@ -24,11 +25,8 @@
 namespace qexp::static_int8 {
 
 const option_spec options[8] = {
-    {"granularity", option_type::choice, "per_channel",
-     "Weight scales: one per output channel or one per tensor (symmetric s8, range [-127, 127])",
-     "per_channel|per_tensor"},
-    {"activation_type", option_type::choice, "u8",
-     "u8: asymmetric with a zero point (256 levels); s8: symmetric, no zero point (255 levels)", "u8|s8"},
+    int8_options::weight_granularity("per_channel"),
+    int8_options::activation_type("u8"),
     {"activations", option_type::choice, "static",
      "static: one activation scale fixed at calibration; dynamic: the range of each call's input",
      "static|dynamic"},
@@ -52,8 +50,8 @@ const option_spec options[8] = {
 // alpha) before this runs.
 settings parse_settings(const option_values& values) {
   settings s;
-  s.weights = get_choice(values, options, "granularity", {weight_granularity::per_channel, weight_granularity::per_tensor});
-  s.act_type = get_choice(values, options, "activation_type", {activation_type::u8, activation_type::s8});
+  s.weights = int8_options::read_weight_granularity(values);
+  s.act_type = int8_options::read_activation_type(values);
   s.mode = get_choice(values, options, "activations", {activation_mode::fixed, activation_mode::dynamic});
   s.calib = get_choice(values, options, "calibrator",
                        {calibrator::minmax, calibrator::percentile, calibrator::entropy, calibrator::mse});

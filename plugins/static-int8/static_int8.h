@@ -22,7 +22,6 @@
 
 namespace qexp::static_int8 {
 
-enum class weight_granularity { per_tensor, per_channel };
 enum class activation_mode { fixed, dynamic };  // `activations: static|dynamic`
 enum class kernel_choice { automatic, onednn, portable };  // `kernel: auto|onednn|portable`
 
