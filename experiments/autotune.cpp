@@ -297,7 +297,7 @@ class autotune_run {
 
   int run() {
     c10::InferenceMode inference;
-    json& doc = folder_.doc();
+    json& section_json = section();
     const plugin_registry& plugins = *request_.plugins;
     const int original_threads = compute_threads();
     set_compute_threads(config_.threads);
@@ -319,8 +319,8 @@ class autotune_run {
       tuning_file_ = folder_.dir() / "tuning.tsv";
       write_text_atomically(tuning_file_, sentence_tsv(tuning_->data));
     }
-    doc["model"] = model_json(*tuning_);
-    doc["data"] = data_json(*tuning_);
+    folder_.doc().model = model_section_of(*tuning_);
+    folder_.doc().data = data_section_of(*tuning_);
     eval_.emplace(*tuning_, static_cast<std::size_t>(config_.batch_size));
     open_trial_log();
 
@@ -328,40 +328,44 @@ class autotune_run {
     auto start = std::chrono::steady_clock::now();
     fp32_logits_ = eval_->logits(tuning_->fp32, &fp32_saved_, "fp32 (tuning sentences)");
     fp32_probs_ = probabilities(fp32_logits_);
-    const json fp32_accuracy = compare_predictions(fp32_probs_, fp32_probs_, tuning_->data.labels, config_.seed);
-    folder_.append({{"label", "fp32"}, {"plugin", "fp32"}, {"is_baseline", true}, {"status", "ok"},
-                    {"error", nullptr}, {"accuracy", fp32_accuracy}});
+    const results::accuracy_section fp32_accuracy = compare_predictions(fp32_probs_, fp32_probs_, tuning_->data.labels, config_.seed);
+    results::scheme_result fp32_row;
+    fp32_row.label = fp32_row.plugin = "fp32";
+    fp32_row.is_baseline = true;
+    fp32_row.status = "ok";
+    fp32_row.accuracy = fp32_accuracy;
+    folder_.append(fp32_row);
     fp32_pass_seconds_ = seconds_since(start);
 
     prepare_candidates(plugins);
-    describe(doc, fp32_accuracy);
+    describe(section_json, json(fp32_accuracy));
     folder_.write();
 
     search();
     double trial_seconds = 0, sensitivity_seconds = 0, prepare_seconds = 0;
     for (const auto& t : trials_) trial_seconds += t.seconds;
-    for (const auto& h : doc["autotune"]["sensitivity"]) sensitivity_seconds += h.value("seconds", 0.0);
+    for (const auto& h : section_json["sensitivity"]) sensitivity_seconds += h.value("seconds", 0.0);
     for (const auto& q : prepared_) prepare_seconds += q.prepare_seconds + q.calibration_seconds;
-    doc["autotune"]["cost"] = {{"fp32_pass_seconds", fp32_pass_seconds_},
+    section_json["cost"] = {{"fp32_pass_seconds", fp32_pass_seconds_},
                                {"prepare_seconds", prepare_seconds},
                                {"trials", trials_.size()},
                                {"trial_seconds", trial_seconds},
-                               {"sensitivity_measurements", doc["autotune"]["sensitivity"].size()},
+                               {"sensitivity_measurements", section_json["sensitivity"].size()},
                                {"sensitivity_seconds", sensitivity_seconds}};
 
     const trial_result& chosen = trials_.at(chosen_);
     const fs::path recipe_file = folder_.dir() / "chosen_recipe.yaml";
     write_text_atomically(recipe_file, chosen_recipe_yaml(chosen));
-    doc["autotune"]["chosen"] = trial_json(chosen);
-    doc["autotune"]["chosen"]["recipe_file"] = recipe_file.string();
-    doc["autotune"]["chosen"]["sites"] = assignment_json(chosen.levels);
-    doc["autotune"]["met"] = chosen.meets;
-    folder_.append({{"label", "autotuned (tuning sentences)"},
-                    {"plugin", "recipe"},
-                    {"is_baseline", false},
-                    {"status", "ok"},
-                    {"error", nullptr},
-                    {"accuracy", chosen.accuracy}});
+    section_json["chosen"] = trial_json(chosen);
+    section_json["chosen"]["recipe_file"] = recipe_file.string();
+    section_json["chosen"]["sites"] = assignment_json(chosen.levels);
+    section_json["met"] = chosen.meets;
+    results::scheme_result chosen_row;
+    chosen_row.label = "autotuned (tuning sentences)";
+    chosen_row.plugin = "recipe";
+    chosen_row.status = "ok";
+    chosen_row.accuracy = chosen.accuracy.get<results::accuracy_section>();
+    folder_.append(chosen_row);
     spdlog::info("chosen: trial {} ({} of fp32's weight bytes, {} {:.4g}); {}", chosen.index,
                  detail::format_percent(chosen.bytes / fp32_model_bytes_), metric_name(), chosen.metric,
                  recipe_file.string());
@@ -373,7 +377,7 @@ class autotune_run {
                     config_.constraint_max, config_.max_trials);
     if (config_.final_enabled) exit = std::max(exit, final_evaluation(recipe_file, plugins));
     folder_.finish();
-    std::cout << summary_table({doc});
+    std::cout << summary_table({json(folder_.doc())});
     spdlog::info("experiment '{}' done in {:.1f} s ({} trials): {}", config_.name, folder_.elapsed_seconds(),
                  trials_.size(), folder_.dir().string());
     return exit;
@@ -410,7 +414,7 @@ class autotune_run {
                           {"calibration_seconds", q.calibration_seconds}});
       prepared_.push_back(std::move(q));
     }
-    folder_.doc()["autotune"]["candidates"] = prepared;
+    section()["candidates"] = prepared;
 
     // Each site with the levels the candidates give it, then fp32.
     std::int64_t tokens = 0;
@@ -456,7 +460,7 @@ class autotune_run {
 
   std::string location_of_candidates() const { return config_.candidates.front().where; }
 
-  void describe(json& doc, const json& fp32_accuracy) {
+  void describe(json& a, const json& fp32_accuracy) {
     json sites = json::array();
     for (const auto& s : sites_) {
       json levels = json::array();
@@ -465,7 +469,6 @@ class autotune_run {
                        {"fp32_bytes", s.fp32_bytes}, {"fp32_site_ms", fp32_site_ms_[s.target.name]},
                        {"levels", levels}});
     }
-    json& a = doc["autotune"];
     a["objective"] = config_.minimize_latency ? "latency" : "size";
     a["constraint"] = {{"metric", config_.constrain_kl ? "kl" : "accuracy_drop"}, {"max", config_.constraint_max}};
     a["tuning"] = {{"from", config_.tune_on_data ? "data" : "calibration"},
@@ -580,7 +583,7 @@ class autotune_run {
     distilbert_classifier model = with_site_from(tuning_->fp32, prepared_[static_cast<std::size_t>(l.candidate)].model,
                                                  sites_[i].target.name, sites_[i].target.kind);
     const at::Tensor logits = eval_->logits_from(model, fp32_saved_, sites_[i].stage);
-    json m = variant_json(logits, fp32_logits_, fp32_probs_, tuning_->data.labels, config_.seed);
+    json m = variant_accuracy(logits, fp32_logits_, fp32_probs_, tuning_->data.labels, config_.seed);
     const double kl = m["mean_kl_vs_fp32"].get<double>();
     const json entry = {{"type", "sensitivity"},
                         {"site", sites_[i].target.name},
@@ -668,15 +671,18 @@ class autotune_run {
     std::vector<json> out;
     const auto after = sweep_status(plan);
     for (std::size_t k = 0; k < specs.size(); ++k) {
-      const fs::path results = plan.dir / plan.points[k].id / "results.json";
-      if (after[k].state != point_state::done || !fs::exists(results))
+      const fs::path results_file = plan.dir / plan.points[k].id / "results.json";
+      if (after[k].state != point_state::done || !fs::exists(results_file))
         throw error(what + ": sweep point " + plan.points[k].id + " (" + spec_text(specs[k]) + ") did not finish: " +
                     after[k].detail);
-      const json doc = json::parse(read_regular_file(results, "a trial's results"));
-      const json& row = doc.at("results").at(1);
-      if (row.value("status", "") != "ok")
-        throw error(what + ": sweep point " + plan.points[k].id + " failed: " + row.value("error", std::string("?")));
-      out.push_back(row.at("accuracy"));
+      const auto doc = json::parse(read_regular_file(results_file, "a trial's results")).get<results::document>();
+      if (doc.results.size() < 2 || !doc.results[1].accuracy)
+        throw error(what + ": sweep point " + plan.points[k].id + ": " + results_file.string() +
+                    " holds no measured row after the baseline; expected the trial's accuracy");
+      const results::scheme_result& row = doc.results[1];
+      if (!row.ok())
+        throw error(what + ": sweep point " + plan.points[k].id + " failed: " + row.error.value.value_or("?"));
+      out.push_back(*row.accuracy);
     }
     return out;
   }
@@ -744,7 +750,7 @@ class autotune_run {
   void record_harm(const json& entry) {
     harms_[entry["site"].get<std::string>() + "|" + entry["level"].get<std::string>()] =
         entry["mean_kl_vs_fp32"].get<double>();
-    folder_.doc()["autotune"]["sensitivity"].push_back(entry);
+    section()["sensitivity"].push_back(entry);
   }
 
   trial_result measure(const std::vector<int>& levels, const std::string& phase, const std::string& change) {
@@ -772,7 +778,7 @@ class autotune_run {
       if (config_.executor == "in_process") {
         distilbert_classifier model = compose(levels);
         const at::Tensor logits = eval_->logits(model, nullptr, "");
-        t.accuracy = variant_json(logits, fp32_logits_, fp32_probs_, tuning_->data.labels, config_.seed);
+        t.accuracy = variant_accuracy(logits, fp32_logits_, fp32_probs_, tuning_->data.labels, config_.seed);
       } else {
         t.accuracy = run_recipes({levels}, "trial " + std::to_string(t.index)).front();
       }
@@ -784,7 +790,7 @@ class autotune_run {
     t.meets = t.metric <= config_.constraint_max;
     measured_.emplace(key, trials_.size());
     trials_.push_back(t);
-    folder_.doc()["autotune"]["trials"].push_back(trial_json(t));
+    section()["trials"].push_back(trial_json(t));
     folder_.write();
     spdlog::info("trial {} ({}{}): {}; {:.1f}% of fp32's bytes, {} {:.4g}{}", t.index, phase,
                  t.resumed ? ", from trials.jsonl" : "", change, 100 * t.bytes / fp32_model_bytes_, metric_name(),
@@ -792,7 +798,13 @@ class autotune_run {
     return t;
   }
 
-  void mark_kept(int index) { folder_.doc()["autotune"]["trials"][static_cast<std::size_t>(index)]["kept"] = true; }
+  // results.json's "autotune" section.
+  json& section() {
+    auto& s = folder_.doc().autotune;
+    return s ? *s : s.emplace(json::object());
+  }
+
+  void mark_kept(int index) { section()["trials"][static_cast<std::size_t>(index)]["kept"] = true; }
 
   json trial_json(const trial_result& t) const {
     json levels = json::array();
@@ -900,7 +912,7 @@ class autotune_run {
   int final_evaluation(const fs::path& recipe_file, const plugin_registry& plugins) {
     spdlog::info("final evaluation: {} on {} sentences of {}", recipe_file.string(), heldout_sentences_,
                  config_.data_path.string());
-    json& final = folder_.doc()["autotune"]["final"];
+    json& final = section()["final"];
     final = {{"config", recipe_file.string()}, {"results_dir", (folder_.dir() / "final").string()}};
     int rc = 0;
     try {
@@ -909,17 +921,19 @@ class autotune_run {
       run_request request = request_;
       request.results_dir = folder_.dir() / "final";
       rc = e.kind->run(e.resolved, e.source, request);
-      const json results = json::parse(read_regular_file(folder_.dir() / "final" / "results.json", "final evaluation results"));
+      const auto evaluated = json::parse(read_regular_file(folder_.dir() / "final" / "results.json",
+                                                           "final evaluation results"))
+                                 .get<results::document>();
       json rows = json::array();
-      for (const auto& r : results["results"]) {
-        json row = {{"label", r.value("label", "")}, {"status", r.value("status", "")}};
-        if (r.contains("accuracy")) row["accuracy"] = r["accuracy"];
-        if (r.contains("size")) row["size"] = r["size"];
-        if (r.contains("latency") && r["latency"].contains("probe") && !r["latency"]["probe"].empty())
-          row["latency_p50_ms"] = r["latency"]["probe"][0]["p50_ms"];
-        if (row["label"] == "autotuned" && r.contains("accuracy")) {
-          const double value = config_.constrain_kl ? r["accuracy"]["mean_kl_vs_fp32"].get<double>()
-                                                    : -100 * r["accuracy"]["accuracy_delta_vs_fp32"].get<double>();
+      for (const auto& r : evaluated.results) {
+        json row = {{"label", r.label}, {"status", r.status}};
+        if (r.accuracy) row["accuracy"] = *r.accuracy;
+        if (r.size) row["size"] = *r.size;
+        if (r.latency && !r.latency->probe.empty() && r.latency->probe[0].p50_ms)
+          row["latency_p50_ms"] = *r.latency->probe[0].p50_ms;
+        if (r.label == "autotuned" && r.accuracy) {
+          const double value = config_.constrain_kl ? r.accuracy->mean_kl_vs_fp32.value_or(NAN)
+                                                    : -100 * r.accuracy->accuracy_delta_vs_fp32.value_or(NAN);
           final["metric"] = value;
           final["meets_constraint"] = value <= config_.constraint_max;
         }

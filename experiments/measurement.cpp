@@ -43,7 +43,7 @@ evaluation_data with_sentences(const evaluation_data& model, labelled_sentences 
   return d;
 }
 
-json model_json(const evaluation_data& d) {
+results::model_section model_section_of(const evaluation_data& d) {
   const auto& mc = d.fp32.config();
   std::int64_t parameters = 0;
   for (const auto& [name, t] : d.fp32.non_linear_tensors()) parameters += t.numel();
@@ -51,15 +51,24 @@ json model_json(const evaluation_data& d) {
     const layer l = d.fp32.float_layer(name);
     parameters += l.weight.numel() + (l.bias.defined() ? l.bias.numel() : 0);
   }
-  return {{"path", d.model_path.string()}, {"dim", mc.dim}, {"n_layers", mc.n_layers},
-          {"linear_layers", d.fp32.linear_names().size()}, {"parameters", parameters}};
+  results::model_section m;
+  m.path = d.model_path.string();
+  m.dim = mc.dim;
+  m.n_layers = mc.n_layers;
+  m.linear_layers = static_cast<std::int64_t>(d.fp32.linear_names().size());
+  m.parameters = parameters;
+  return m;
 }
 
-json data_json(const evaluation_data& d) {
+results::data_section data_section_of(const evaluation_data& d) {
   std::size_t tokens = 0;
   for (const auto& row : d.ids) tokens += row.size();
-  return {{"path", d.data_path.string()}, {"sentences", d.data.size()}, {"max_length", d.max_length},
-          {"mean_tokens", d.ids.empty() ? 0.0 : static_cast<double>(tokens) / static_cast<double>(d.ids.size())}};
+  results::data_section out;
+  out.path = d.data_path.string();
+  out.sentences = static_cast<std::int64_t>(d.data.size());
+  out.max_length = d.max_length;
+  out.mean_tokens = d.ids.empty() ? 0.0 : static_cast<double>(tokens) / static_cast<double>(d.ids.size());
+  return out;
 }
 
 progress::progress(std::string what, std::size_t total) : what_(std::move(what)), total_(total), tty_(isatty(2)) {}
@@ -94,7 +103,7 @@ at::Tensor predict_probabilities(distilbert_classifier& model, const evaluation_
   return at::cat(parts);
 }
 
-json compare_predictions(const at::Tensor& probs, const at::Tensor& baseline_probs,
+results::accuracy_section compare_predictions(const at::Tensor& probs, const at::Tensor& baseline_probs,
                          const std::vector<std::int64_t>& label_list, std::uint64_t seed) {
   const auto labels = at::tensor(label_list, at::kLong);
   const auto predicted = probs.argmax(1);
@@ -108,17 +117,19 @@ json compare_predictions(const at::Tensor& probs, const at::Tensor& baseline_pro
   const paired_accuracy_stats paired = compare_accuracy(
       std::vector<bool>(baseline_right.data_ptr<bool>(), baseline_right.data_ptr<bool>() + baseline_right.numel()),
       std::vector<bool>(right.data_ptr<bool>(), right.data_ptr<bool>() + right.numel()), seed);
-  return {{"sentences", label_list.size()},
-          {"accuracy", accuracy},
-          {"accuracy_delta_vs_fp32", accuracy - baseline_accuracy},
-          {"accuracy_delta_ci95", {paired.ci_low, paired.ci_high}},
-          {"accuracy_delta_significant", paired.significant()},
-          {"mcnemar_p", paired.mcnemar_p},
-          {"sentences_only_fp32_right", paired.baseline_only},
-          {"sentences_only_this_right", paired.candidate_only},
-          {"agreement_with_fp32", predicted.eq(baseline_predicted).to(at::kDouble).mean().item<double>()},
-          {"mean_kl_vs_fp32", kl},
-          {"max_abs_dp_vs_fp32", (probs - baseline_probs).abs().max().item<double>()}};
+  results::accuracy_section out;
+  out.sentences = static_cast<std::int64_t>(label_list.size());
+  out.accuracy = accuracy;
+  out.accuracy_delta_vs_fp32 = accuracy - baseline_accuracy;
+  out.accuracy_delta_ci95 = std::array<double, 2>{paired.ci_low, paired.ci_high};
+  out.accuracy_delta_significant = paired.significant();
+  out.mcnemar_p = paired.mcnemar_p;
+  out.sentences_only_fp32_right = static_cast<std::int64_t>(paired.baseline_only);
+  out.sentences_only_this_right = static_cast<std::int64_t>(paired.candidate_only);
+  out.agreement_with_fp32 = predicted.eq(baseline_predicted).to(at::kDouble).mean().item<double>();
+  out.mean_kl_vs_fp32 = kl;
+  out.max_abs_dp_vs_fp32 = (probs - baseline_probs).abs().max().item<double>();
+  return out;
 }
 
 namespace {
@@ -137,7 +148,7 @@ double sqnr_db(const at::Tensor& reference, const at::Tensor& candidate) {
   return sqnr_from_energy(ref.pow(2).sum().item<double>(), (ref - q).pow(2).sum().item<double>());
 }
 
-json layer_error_json(const evaluation_data& d, distilbert_classifier& quantized, const std::vector<site_record>& sites,
+std::vector<results::layer_error_entry> layer_errors(const evaluation_data& d, distilbert_classifier& quantized, const std::vector<site_record>& sites,
                       const layer_error_settings& s, std::vector<std::string>* bad_layers) {
   std::set<std::string> selected;
   for (const auto& site : sites)
@@ -165,22 +176,25 @@ json layer_error_json(const evaluation_data& d, distilbert_classifier& quantized
     const auto q = quantized.table_site(site.site).dequantized_table().to(at::kDouble);
     energy[site.site] = {ref.pow(2).sum().item<double>(), (ref - q).pow(2).sum().item<double>()};
   }
-  std::vector<json> rows;
+  std::vector<results::layer_error_entry> rows;
   std::vector<std::string> non_finite;
   for (const auto& [name, e] : energy) {
+    results::layer_error_entry row;
+    row.layer = name;
     if (!std::isfinite(e.first) || !std::isfinite(e.second)) {
       // NaN or inf in the outputs: no SQNR to report (JSON null), and the layer is named.
-      rows.push_back({{"layer", name}, {"sqnr_db", nullptr}, {"nmse", nullptr}, {"finite", false}});
+      row.finite = false;
       non_finite.push_back(name);
-      continue;
+    } else {
+      row.sqnr_db = sqnr_from_energy(e.first, e.second);
+      row.nmse = e.first > 0 ? e.second / e.first : 0.0;
     }
-    const double nmse = e.first > 0 ? e.second / e.first : 0.0;
-    rows.push_back({{"layer", name}, {"sqnr_db", sqnr_from_energy(e.first, e.second)}, {"nmse", nmse}});
+    rows.push_back(std::move(row));
   }
   // Worst first; layers without a number before all others.
-  std::stable_sort(rows.begin(), rows.end(), [](const json& a, const json& b) {
-    if (a["sqnr_db"].is_null() != b["sqnr_db"].is_null()) return a["sqnr_db"].is_null();
-    return !a["sqnr_db"].is_null() && a["sqnr_db"].get<double>() < b["sqnr_db"].get<double>();
+  std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    if (a.sqnr_db.value.has_value() != b.sqnr_db.value.has_value()) return !a.sqnr_db.value.has_value();
+    return a.sqnr_db.value && *a.sqnr_db.value < *b.sqnr_db.value;
   });
   if (!non_finite.empty() && bad_layers) *bad_layers = std::move(non_finite);
   return rows;
@@ -188,23 +202,25 @@ json layer_error_json(const evaluation_data& d, distilbert_classifier& quantized
 
 namespace {
 
-json stats_json(const std::vector<double>& samples, std::size_t sentences_per_call) {
+// The timing statistics of one model at one setting, added to the setting's entry.
+results::latency_entry with_stats(results::latency_entry e, const std::vector<double>& samples,
+                                  std::size_t sentences_per_call) {
   const latency_stats s = summarize_latency(samples);
-  return {{"p50_ms", s.p50_ms},
-          {"p90_ms", s.p90_ms},
-          {"p99_ms", s.p99_ms},
-          {"mean_ms", s.mean_ms},
-          {"stdev_ms", s.stdev_ms},
-          {"throughput_per_s", s.mean_ms > 0 ? 1000.0 * static_cast<double>(sentences_per_call) / s.mean_ms : 0.0},
-          {"samples_ms", samples}};
+  e.p50_ms = s.p50_ms;
+  e.p90_ms = s.p90_ms;
+  e.p99_ms = s.p99_ms;
+  e.mean_ms = s.mean_ms;
+  e.stdev_ms = s.stdev_ms;
+  e.throughput_per_s = s.mean_ms > 0 ? 1000.0 * static_cast<double>(sentences_per_call) / s.mean_ms : 0.0;
+  e.samples_ms = samples;
+  return e;
 }
 
 }  // namespace
 
 paired_latency measure_latency(const evaluation_data& d, const latency_settings& s, distilbert_classifier& baseline,
                                distilbert_classifier* other) {
-  paired_latency out{{{"probe", json::array()}, {"dataset", json::array()}},
-                     {{"probe", json::array()}, {"dataset", json::array()}}};
+  paired_latency out;
   std::vector<distilbert_classifier*> models{&baseline};
   if (other) models.push_back(other);
   const int original_threads = compute_threads();
@@ -222,21 +238,21 @@ paired_latency measure_latency(const evaluation_data& d, const latency_settings&
       for (int i = 0; i < s.iterations; ++i)
         for (std::size_t k = 0; k < models.size(); ++k)
           samples[k].push_back(time_ms([&] { models[k]->forward(encoded.input_ids, encoded.attention_mask); }));
-      const json setting = {{"batch_size", batch},
-                            {"threads", threads},
-                            {"tokens", encoded.input_ids.size(1)},
-                            {"warmup", s.warmup},
-                            {"iterations", s.iterations},
-                            {"tokenize_ms", summarize_latency(tokenize_ms).mean_ms}};
-      json b = setting, c = setting;
-      b.update(stats_json(samples[0], batch));
-      b["speedup_vs_fp32"] = 1.0;
-      out.baseline["probe"].push_back(b);
+      results::latency_entry setting;
+      setting.batch_size = batch;
+      setting.threads = threads;
+      setting.tokens = encoded.input_ids.size(1);
+      setting.warmup = s.warmup;
+      setting.iterations = s.iterations;
+      setting.tokenize_ms = summarize_latency(tokenize_ms).mean_ms;
+      auto b = with_stats(setting, samples[0], batch);
+      b.speedup_vs_fp32 = 1.0;
+      out.baseline.probe.push_back(b);
       if (other) {
-        c.update(stats_json(samples[1], batch));
-        c["speedup_vs_fp32"] = summarize_latency(samples[0]).p50_ms / summarize_latency(samples[1]).p50_ms;
-        c["baseline_p50_ms"] = b["p50_ms"];
-        out.candidate["probe"].push_back(c);
+        auto c = with_stats(setting, samples[1], batch);
+        c.speedup_vs_fp32 = summarize_latency(samples[0]).p50_ms / summarize_latency(samples[1]).p50_ms;
+        c.baseline_p50_ms = b.p50_ms;
+        out.candidate.probe.push_back(c);
       }
     }
     const std::size_t n = std::min<std::size_t>(d.ids.size(), s.dataset_sentences);
@@ -252,20 +268,20 @@ paired_latency measure_latency(const evaluation_data& d, const latency_settings&
       tokens += d.ids[i].size();
       for (std::size_t k = 0; k < models.size(); ++k) samples[k].push_back(time_ms([&] { models[k]->forward(input); }));
     }
-    const json setting = {{"batch_size", 1},
-                          {"threads", threads},
-                          {"sentences", n},
-                          {"mean_tokens", static_cast<double>(tokens) / static_cast<double>(n)},
-                          {"tokenize_ms", summarize_latency(tokenize_ms).mean_ms}};
-    json b = setting, c = setting;
-    b.update(stats_json(samples[0], 1));
-    b["speedup_vs_fp32"] = 1.0;
-    out.baseline["dataset"].push_back(b);
+    results::latency_entry setting;
+    setting.batch_size = 1;
+    setting.threads = threads;
+    setting.sentences = static_cast<std::int64_t>(n);
+    setting.mean_tokens = static_cast<double>(tokens) / static_cast<double>(n);
+    setting.tokenize_ms = summarize_latency(tokenize_ms).mean_ms;
+    auto b = with_stats(setting, samples[0], 1);
+    b.speedup_vs_fp32 = 1.0;
+    out.baseline.dataset.push_back(b);
     if (other) {
-      c.update(stats_json(samples[1], 1));
-      c["speedup_vs_fp32"] = summarize_latency(samples[0]).mean_ms / summarize_latency(samples[1]).mean_ms;
-      c["baseline_mean_ms"] = b["mean_ms"];
-      out.candidate["dataset"].push_back(c);
+      auto c = with_stats(setting, samples[1], 1);
+      c.speedup_vs_fp32 = summarize_latency(samples[0]).mean_ms / summarize_latency(samples[1]).mean_ms;
+      c.baseline_mean_ms = b.mean_ms;
+      out.candidate.dataset.push_back(c);
     }
   }
   set_compute_threads(original_threads);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "results.h"
 #include "qexp/dataset.h"
 #include "qexp/distilbert.h"
 #include "qexp/recipe.h"
@@ -57,8 +58,8 @@ evaluation_data load_evaluation_data(const std::filesystem::path& model_path, co
 // The same model (shared, not copied) with other sentences, tokenized alike; the same label check.
 evaluation_data with_sentences(const evaluation_data& model, labelled_sentences data);
 // results.json's "model" and "data" sections.
-nlohmann::json model_json(const evaluation_data& d);
-nlohmann::json data_json(const evaluation_data& d);
+results::model_section model_section_of(const evaluation_data& d);
+results::data_section data_section_of(const evaluation_data& d);
 
 // Progress for long loops: a redrawn bar on a terminal, a few plain lines in a log, in sentences.
 class progress {
@@ -81,7 +82,7 @@ at::Tensor predict_probabilities(distilbert_classifier& model, const evaluation_
 // A model's predictions against the fp32 model's on the same sentences: accuracy, its delta with a
 // paired bootstrap interval and McNemar's p (seeded), agreement, mean KL(fp32 || model), max |dp|.
 // results.json's "accuracy" section, less the probe sentence.
-nlohmann::json compare_predictions(const at::Tensor& probs, const at::Tensor& baseline_probs,
+results::accuracy_section compare_predictions(const at::Tensor& probs, const at::Tensor& baseline_probs,
                                    const std::vector<std::int64_t>& labels, std::uint64_t seed);
 
 // Signal to noise of `candidate` against `reference` in dB (300 when they are equal; NaN when either
@@ -90,14 +91,14 @@ double sqnr_db(const at::Tensor& reference, const at::Tensor& candidate);
 
 // Each quantized site of `quantized` fed the fp32 model's own input to it (the first
 // `s.batches` batches of the data), so the error is the site's alone; tables over their whole
-// table. Rows worst first: {layer, sqnr_db, nmse} (null and finite: false when not finite, and
-// then named in `non_finite`).
-nlohmann::json layer_error_json(const evaluation_data& d, distilbert_classifier& quantized,
+// table. Rows worst first (null SQNR and finite: false when not finite, and then named in
+// `non_finite`).
+std::vector<results::layer_error_entry> layer_errors(const evaluation_data& d, distilbert_classifier& quantized,
                                 const std::vector<site_record>& sites, const layer_error_settings& s,
                                 std::vector<std::string>* non_finite);
 
 struct paired_latency {
-  nlohmann::json baseline, candidate;
+  results::latency_section baseline, candidate;
 };
 
 // Baseline and candidate (may be null) timed alternately on the same inputs, so machine drift hits

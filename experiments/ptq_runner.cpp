@@ -74,18 +74,24 @@ candidate build_candidate(workload& w, const quantizer_entry& entry, const plugi
 }
 
 // compare_predictions and the probe sentence's probabilities and their distance to fp32's.
-json accuracy_json(const at::Tensor& probs, const at::Tensor& baseline_probs, const at::Tensor& probe_probs,
-                   const at::Tensor& baseline_probe_probs, const workload& w) {
-  json out = compare_predictions(probs, baseline_probs, w.eval.data.labels, w.config.seed);
+results::accuracy_section accuracy_of(const at::Tensor& probs, const at::Tensor& baseline_probs,
+                                      const at::Tensor& probe_probs, const at::Tensor& baseline_probe_probs,
+                                      const workload& w) {
+  auto out = compare_predictions(probs, baseline_probs, w.eval.data.labels, w.config.seed);
   const auto probe = probe_probs.contiguous();
-  out["probe_total_abs_dp"] = (probe_probs - baseline_probe_probs).abs().sum().item<double>();
-  out["probe_probabilities"] = std::vector<double>(probe.data_ptr<double>(), probe.data_ptr<double>() + probe.numel());
+  out.probe_total_abs_dp = (probe_probs - baseline_probe_probs).abs().sum().item<double>();
+  out.probe_probabilities = std::vector<double>(probe.data_ptr<double>(), probe.data_ptr<double>() + probe.numel());
   return out;
 }
 
-json save_checkpoint(candidate& c, const fs::path& file) {
+results::size_section save_checkpoint(candidate& c, const fs::path& file) {
   const checkpoint_size size = save_quantized_checkpoint(c.model(), c.quantized.sites, file);
-  return {{"file_bytes", size.file_bytes}, {"checkpoint", file.string()}, {"breakdown", size.breakdown}};
+  results::size_section out;
+  out.file_bytes = static_cast<std::int64_t>(size.file_bytes);
+  out.checkpoint = file.string();
+  out.breakdown.emplace();
+  for (const auto& [bucket, bytes] : size.breakdown) (*out.breakdown)[bucket] = static_cast<std::int64_t>(bytes);
+  return out;
 }
 
 // A file removed when the run ends, also when it ends by an exception.
@@ -108,7 +114,7 @@ constexpr double startup_limit_seconds = 300;
 
 // Called as each part of a quantizer's measurement starts, with what is measured so far: in a
 // child process it sends both to the parent, which keeps them if the child dies.
-using stage_hook = std::function<void(const char* stage, const json& result_so_far)>;
+using stage_hook = std::function<void(const char* stage, const results::scheme_result& result_so_far)>;
 
 class ptq_run {
  public:
@@ -129,8 +135,8 @@ class ptq_run {
     workload w = load_workload();
     spdlog::info("baseline: {}", config_.baseline.label);
     candidate baseline = build_candidate(w, config_.baseline, *request_.plugins);
-    json base = result_header(baseline);
-    base["is_baseline"] = true;
+    results::scheme_result base = result_header(baseline);
+    base.is_baseline = true;
     at::Tensor base_probs, base_probe;
     measure(w, baseline, nullptr, base, base_probs, base_probe, 0, nullptr);
     record(base);
@@ -141,21 +147,24 @@ class ptq_run {
       const auto& entry = config_.quantizers[i];
       spdlog::info("[{}/{}] {}", i + 1, config_.quantizers.size(), entry.label);
       // results.json names the quantizer before it runs, so a run killed now says which one it was.
-      json result = {{"label", entry.label}, {"plugin", plugins_of(entry)}, {"options", options_of(entry)},
-                     {"is_baseline", false}, {"status", "running"}, {"error", nullptr}};
+      results::scheme_result result;
+      result.label = entry.label;
+      result.plugin = plugins_of(entry);
+      result.options = options_of(entry);
+      result.status = "running";
       const std::size_t row = record(result);
       result = config_.isolate ? measure_in_child(entry, result, row)
                                : measure_quantizer(w, entry, baseline, result, base_probs, base_probe, row, nullptr);
-      if (result["status"] != "ok") {
+      if (!result.ok()) {
         // Recorded with whatever was measured before the failure; the next quantizer still runs.
         ++failures;
-        spdlog::error("{}: {}", entry.label, result["error"].get<std::string>());
+        spdlog::error("{}: {}", entry.label, result.error.value.value_or("(no message)"));
       }
-      folder_->doc()["results"][row] = result;
+      folder_->doc().results[row] = result;
       folder_->write();
     }
     folder_->finish();
-    std::cout << summary_table({folder_->doc()});
+    std::cout << summary_table({json(folder_->doc())});
     spdlog::info("experiment '{}' done in {:.1f} s: {}", config_.name, folder_->elapsed_seconds(), dir_.string());
     return failures ? static_cast<int>(exit_code::runtime_failure) : 0;
   }
@@ -167,8 +176,8 @@ class ptq_run {
                {}, {}};
     w.probe_ids = w.eval.tokenizer.encode_ids(config_.latency.probe_text, config_.max_length);
     if (folder_) {
-      folder_->doc()["model"] = model_json(w.eval);
-      folder_->doc()["data"] = data_json(w.eval);
+      folder_->doc().model = model_section_of(w.eval);
+      folder_->doc().data = data_section_of(w.eval);
     }
     return w;
   }
@@ -179,51 +188,60 @@ class ptq_run {
     for (const auto& rule : e.scheme.rules) out += (out.empty() ? "" : "+") + rule.plugin;
     return out;
   }
-  static json options_of(const quantizer_entry& e) {
-    return e.scheme.rules.size() == 1 ? json(e.scheme.rules[0].options) : json::object();
+  static results::option_map options_of(const quantizer_entry& e) {
+    return e.scheme.rules.size() == 1 ? results::option_map(e.scheme.rules[0].options.begin(),
+                                                            e.scheme.rules[0].options.end())
+                                      : results::option_map();
   }
 
-  json result_header(const candidate& c) const {
-    const auto& sites = c.quantized.sites;
-    json rules = json::array();
+  results::scheme_result result_header(const candidate& c) const {
+    results::scheme_result out;
+    out.label = c.entry->label;
+    out.plugin = plugins_of(*c.entry);
+    out.options = options_of(*c.entry);
+    out.status = "ok";
+    out.recipe.emplace();
     std::string versions;
     for (std::size_t i = 0; i < c.entry->scheme.rules.size(); ++i) {
       const auto& rule = c.entry->scheme.rules[i];
-      json assigned = json::array();
+      results::recipe_rule_section r;
       for (const auto& a : c.quantized.assignment)
-        if (a.rule == static_cast<int>(i)) assigned.push_back(a.target.name);
+        if (a.rule == static_cast<int>(i)) r.sites.push_back(a.target.name);
       const auto& record = request_.plugins->find(rule.plugin);
       versions += (versions.empty() ? "" : "+") + std::string(record.info->version);
-      rules.push_back({{"plugin", rule.plugin}, {"plugin_version", record.info->version}, {"options", rule.options},
-                       {"include", rule.layers.include}, {"exclude", rule.layers.exclude}, {"sites", assigned}});
+      r.plugin = rule.plugin;
+      r.plugin_version = record.info->version;
+      r.options = results::option_map(rule.options.begin(), rule.options.end());
+      r.include = rule.layers.include;
+      r.exclude = rule.layers.exclude;
+      out.recipe->push_back(std::move(r));
     }
-    json out = {{"label", c.entry->label},
-                {"plugin", plugins_of(*c.entry)},
-                {"plugin_version", versions},
-                {"options", options_of(*c.entry)},
-                {"is_baseline", false},
-                {"status", "ok"},
-                {"error", nullptr},
-                {"layers_quantized", c.linear_sites()},
-                {"sites_quantized", sites.size()},
-                {"recipe", rules},
-                {"prepare_seconds", c.quantized.prepare_seconds}};
+    out.plugin_version = versions;
+    out.layers_quantized = static_cast<std::int64_t>(c.linear_sites());
+    out.sites_quantized = static_cast<std::int64_t>(c.quantized.sites.size());
+    out.prepare_seconds = c.quantized.prepare_seconds;
     if (c.calibration_sentences) {
       const auto& cal = config_.calibration;
-      out["calibration"] = {{"data", cal.data_path.string()}, {"sentences", cal.sentences},
-                            {"sentences_used", c.calibration_sentences},
-                            {"batch_size", cal.batch_size}, {"seed", cal.seed}, {"mode", to_string(cal.mode)},
-                            {"seconds", c.quantized.calibration_seconds}};
+      results::calibration_section section;
+      section.data = cal.data_path.string();
+      section.sentences = cal.sentences;
+      section.sentences_used = static_cast<std::int64_t>(c.calibration_sentences);
+      section.batch_size = cal.batch_size;
+      section.seed = cal.seed;
+      section.mode = to_string(cal.mode);
+      section.seconds = c.quantized.calibration_seconds;
+      out.calibration = section;
     }
     return out;
   }
 
   // One quantizer, prepared and measured; never throws: a failure is the returned row's status and
   // error, with what was measured before it.
-  json measure_quantizer(workload& w, const quantizer_entry& entry, candidate& baseline, json result,
-                         at::Tensor& base_probs, at::Tensor& base_probe, std::size_t row, const stage_hook& hook) {
+  results::scheme_result measure_quantizer(workload& w, const quantizer_entry& entry, candidate& baseline,
+                                           results::scheme_result result, at::Tensor& base_probs,
+                                           at::Tensor& base_probe, std::size_t row, const stage_hook& hook) {
     const char* stage = "preparing";
-    const stage_hook track = [&](const char* next, const json& so_far) {
+    const stage_hook track = [&](const char* next, const results::scheme_result& so_far) {
       stage = next;
       if (hook) hook(next, so_far);
     };
@@ -232,14 +250,14 @@ class ptq_run {
       candidate c = build_candidate(w, entry, *request_.plugins);
       result = result_header(c);
       measure(w, c, &baseline, result, base_probs, base_probe, row, track);
-      result["status"] = "ok";
+      result.status = "ok";
     } catch (const std::exception& e) {
-      result["status"] = "failed";
-      result["error"] = error_message(e);
+      result.status = "failed";
+      result.error = error_message(e);
     } catch (...) {
-      result["status"] = "failed";
-      result["error"] = "'" + entry.label + "': a plugin threw something that is not a std::exception while " +
-                        stage + "; expected plugins to throw std::exception";
+      result.status = "failed";
+      result.error = "'" + entry.label + "': a plugin threw something that is not a std::exception while " +
+                     stage + "; expected plugins to throw std::exception";
     }
     return result;
   }
@@ -248,7 +266,8 @@ class ptq_run {
   // worker_variable which row to measure (run_worker). The child sends the row as each stage
   // starts and when it is done; when it dies instead, the row is the last one it sent, failed, with
   // how the process ended and the stage it was in.
-  json measure_in_child(const quantizer_entry& entry, const json& result, std::size_t row) {
+  results::scheme_result measure_in_child(const quantizer_entry& entry, const results::scheme_result& result,
+                                          std::size_t row) {
     const json job = {{"quantizer", row - 1},
                       {"results_dir", dir_.string()},
                       {"baseline", baseline_file_.path.string()},
@@ -257,25 +276,27 @@ class ptq_run {
     // The child reloads the model before its first message: that is not the quantizer's time.
     const isolated_run child = run_isolated(this_program_command_line(), {{worker_variable, job.dump()}},
                                             config_.timeout_s, std::max(config_.timeout_s, startup_limit_seconds));
-    json last = result;
+    results::scheme_result last = result;
     std::string stage = "starting";
     for (const auto& message : child.messages) {
       const json m = json::parse(message, nullptr, false);
       if (m.is_discarded() || !m.is_object() || !m.contains("result")) continue;
-      if (m.value("done", false)) return m["result"];
-      last = m["result"];
+      if (m.value("done", false)) return m["result"].get<results::scheme_result>();
+      last = m["result"].get<results::scheme_result>();
       stage = m.value("stage", stage);
     }
     const char* cause = child.timed_out ? "" : child.signal > 0 ? " (a crash in a plugin, most likely)"
                                                                 : " (its error is in the log above)";
-    last["status"] = "failed";
-    last["error"] = "'" + entry.label + "': its process " + child.ending("measure.timeout_s") + " while " + stage +
-                    cause + "; the sections measured before are kept";
-    last["process"] = {{"exit_status", child.exit_status >= 0 ? json(child.exit_status) : json(nullptr)},
-                       {"signal", child.signal > 0 ? json(child.signal) : json(nullptr)},
-                       {"timed_out", child.timed_out},
-                       {"stage", stage},
-                       {"seconds", child.seconds}};
+    last.status = "failed";
+    last.error = "'" + entry.label + "': its process " + child.ending("measure.timeout_s") + " while " + stage +
+                 cause + "; the sections measured before are kept";
+    results::process_section process;
+    if (child.exit_status >= 0) process.exit_status = child.exit_status;
+    if (child.signal > 0) process.signal = child.signal;
+    process.timed_out = child.timed_out;
+    process.stage = stage;
+    process.seconds = child.seconds;
+    last.process = process;
     return last;
   }
 
@@ -303,10 +324,12 @@ class ptq_run {
       base_probe = at::tensor(probe, at::kDouble);
     }
     const auto send = [&](const json& message) { channel(message.dump(-1, ' ', false, json::error_handler_t::replace)); };
-    const json done = measure_quantizer(w, config_.quantizers[index], baseline, job.at("row"), base_probs, base_probe,
-                                        index + 1, [&](const char* stage, const json& so_far) {
-                                          send({{"stage", stage}, {"result", so_far}});
-                                        });
+    const results::scheme_result done =
+        measure_quantizer(w, config_.quantizers[index], baseline, job.at("row").get<results::scheme_result>(),
+                          base_probs, base_probe, index + 1,
+                          [&](const char* stage, const results::scheme_result& so_far) {
+                            send({{"stage", stage}, {"result", so_far}});
+                          });
     send({{"done", true}, {"result", done}});
     return 0;
   }
@@ -330,7 +353,8 @@ class ptq_run {
 
   // Fills `result` section by section, so a failure keeps what was already measured; `hook` (may be
   // empty) hears of each section before it starts.
-  void measure(const workload& w, candidate& c, candidate* baseline, json& result, at::Tensor& base_probs,
+  void measure(const workload& w, candidate& c, candidate* baseline, results::scheme_result& result,
+               at::Tensor& base_probs,
                at::Tensor& base_probe, std::size_t row, const stage_hook& hook) {
     const bool is_baseline = baseline == nullptr;
     const auto stage = [&](const char* name) {
@@ -339,10 +363,11 @@ class ptq_run {
     if (config_.measure_size) {
       stage("saving the checkpoint");
       const std::string file = "checkpoint-" + std::to_string(row) + ".safetensors";
-      result["size"] = save_checkpoint(c, dir_ / file);
-      baseline_bytes_ = is_baseline ? result["size"]["file_bytes"].get<double>() : baseline_bytes_;
-      result["size"]["ratio_to_fp32"] = result["size"]["file_bytes"].get<double>() / baseline_bytes_;
-      result["size"]["ratio_is_to"] = "baseline checkpoint";
+      auto& size = result.size.emplace(save_checkpoint(c, dir_ / file));
+      const double bytes = static_cast<double>(*size.file_bytes);
+      baseline_bytes_ = is_baseline ? bytes : baseline_bytes_;
+      size.ratio_to_fp32 = bytes / baseline_bytes_;
+      size.ratio_is_to = "baseline checkpoint";
     }
     // Accuracy and layer error are not timed: they get the largest thread count the config allows
     // (more than that oversubscribes a shared machine, where spinning OpenMP threads crawl).
@@ -361,15 +386,15 @@ class ptq_run {
           auto probe =
               at::softmax(c.model().forward(at::tensor(w.probe_ids, at::kLong).unsqueeze(0)).to(at::kDouble), 1)[0];
           if (is_baseline) base_probs = probs, base_probe = probe;
-          result["accuracy"] = accuracy_json(probs, base_probs, probe, base_probe, w);
+          result.accuracy = accuracy_of(probs, base_probs, probe, base_probe, w);
         }
       }
       if (config_.layer_error.enabled) {
         stage("measuring layer errors");
         std::vector<std::string> bad_layers;
-        result["layer_error"] = is_baseline ? json::array()
-                                            : layer_error_json(w.eval, c.model(), c.quantized.sites, config_.layer_error,
-                                                               &bad_layers);
+        result.layer_error = is_baseline ? std::vector<results::layer_error_entry>()
+                                         : layer_errors(w.eval, c.model(), c.quantized.sites, config_.layer_error,
+                                                        &bad_layers);
         if (!bad_layers.empty())
           not_finite += (not_finite.empty() ? "" : "; ") + std::string("the outputs of ") +
                         std::to_string(bad_layers.size()) + " quantized site(s) are not finite (NaN or inf), first " +
@@ -386,11 +411,11 @@ class ptq_run {
       stage("measuring latency");
       auto latency = measure_latency(w.eval, config_.latency, is_baseline ? c.model() : baseline->model(),
                                      is_baseline ? nullptr : &c.model());
-      result["latency"] = is_baseline ? latency.baseline : latency.candidate;
+      result.latency = is_baseline ? latency.baseline : latency.candidate;
     }
   }
 
-  std::size_t record(const json& result) { return folder_->append(result); }
+  std::size_t record(const results::scheme_result& result) { return folder_->append(result); }
 
   const ptq_config& config_;
   const run_request& request_;

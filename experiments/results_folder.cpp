@@ -72,18 +72,15 @@ results_folder::results_folder(const std::string& kind, const std::string& name,
     fs::create_directories(dir_);
   }
   write_text_atomically(dir_ / "config.yaml", to_yaml_text(resolved));
-  doc_ = {{"schema", results_schema_id},
-          {"experiment",
-           {{"name", name},
-            {"kind", kind},
-            {"description", description},
-            {"config_file", config_file.string()},
-            {"resolved_config", yaml_to_json(resolved)},
-            {"started_at", utc_stamp()},
-            {"complete", false},
-            {"output_dir", dir_.string()}}},
-          {"environment", environment_json(config_file.parent_path())},
-          {"results", json::array()}};
+  auto& e = doc_.experiment;
+  e.name = name;
+  e.kind = kind;
+  e.description = description;
+  e.config_file = config_file.string();
+  e.resolved_config = yaml_to_json(resolved);
+  e.started_at = utc_stamp();
+  e.output_dir = dir_.string();
+  doc_.environment = json(environment_json(config_file.parent_path())).get<results::environment_section>();
   spdlog::info("experiment '{}': results in {}", name, dir_.string());
 }
 
@@ -91,29 +88,29 @@ double results_folder::elapsed_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
 }
 
-std::size_t results_folder::append(const json& row) {
-  doc_["results"].push_back(row);
+std::size_t results_folder::append(const results::scheme_result& row) {
+  doc_.results.push_back(row);
   write();
-  return doc_["results"].size() - 1;
+  return doc_.results.size() - 1;
 }
 
 void results_folder::write() {
-  doc_["experiment"]["finished_at"] = utc_stamp();
-  doc_["experiment"]["wall_seconds"] = elapsed_seconds();
+  doc_.experiment.finished_at = utc_stamp();
+  doc_.experiment.wall_seconds = elapsed_seconds();
   // Text that is not UTF-8 (a plugin's strings, a path) is written as U+FFFD rather than lost
   // with the whole file; config strings were already checked to be UTF-8.
-  write_text_atomically(dir_ / "results.json", doc_.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
+  write_text_atomically(dir_ / "results.json", json(doc_).dump(2, ' ', false, json::error_handler_t::replace) + "\n");
   try {
     rebuild_report(dir_);
   } catch (const std::exception& e) {
-    const bool complete = doc_["experiment"]["complete"].get<bool>();
+    const bool complete = doc_.experiment.complete;
     spdlog::warn("report not rebuilt ({}); results.json is written{}", error_message(e),
                  complete ? " and complete" : " (the run is not finished: complete is false)");
   }
 }
 
 void results_folder::finish() {
-  doc_["experiment"]["complete"] = true;
+  doc_.experiment.complete = true;
   write();
 }
 

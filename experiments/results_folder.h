@@ -11,6 +11,7 @@
 #include <string>
 
 #include "experiment.h"
+#include "results.h"
 
 namespace qexp {
 
@@ -29,9 +30,9 @@ class results_folder {
                  const run_request& request);
 
   const std::filesystem::path& dir() const { return dir_; }
-  nlohmann::json& doc() { return doc_; }
+  results::document& doc() { return doc_; }
   // Appends a row to "results" and writes; returns its index.
-  std::size_t append(const nlohmann::json& row);
+  std::size_t append(const results::scheme_result& row);
   // Rewrites results.json (and the report) with the document as it is now.
   void write();
   // Marks the run complete and writes.
@@ -40,7 +41,7 @@ class results_folder {
 
  private:
   std::filesystem::path dir_;
-  nlohmann::json doc_;
+  results::document doc_;
   std::chrono::steady_clock::time_point started_;
 };
 

@@ -142,107 +142,46 @@ std::string summary_html(const std::vector<result_row>& rows, const std::vector<
   return out;
 }
 
-std::string key_value_table(const std::vector<std::pair<std::string, std::string>>& rows) {
+std::string key_value_table(const std::vector<detail::fact>& facts) {
   std::string out = "<table class=\"kv\"><tbody>";
-  for (const auto& [k, v] : rows) {
-    if (!v.empty()) out += "<tr><th>" + html_escape(k) + "</th><td>" + html_escape(v) + "</td></tr>";
+  for (const auto& f : facts) {
+    if (!f.value.empty()) out += "<tr><th>" + html_escape(f.key) + "</th><td>" + html_escape(f.value) + "</td></tr>";
   }
   return out + "</tbody></table>";
 }
 
-std::string run_details_html(const json& run, const std::vector<result_row>& rows, std::size_t run_index) {
-  using detail::number_at;
-  using detail::string_at;
-  std::string out;
-  std::string name = string_at(run, {"experiment", "name"});
-  out += "<h3>" + html_escape(name.empty() ? "run " + std::to_string(run_index + 1) : name) + "</h3>";
-  std::vector<std::pair<std::string, std::string>> experiment{
-      {"description", string_at(run, {"experiment", "description"})},
-      {"config", string_at(run, {"experiment", "config_file"})},
-      {"results folder", string_at(run, {"experiment", "output_dir"})},
-      {"started", string_at(run, {"experiment", "started_at"})},
-      {"finished", string_at(run, {"experiment", "finished_at"})},
-      {"wall time", number_at(run, {"experiment", "wall_seconds"})
-                        ? fixed(*number_at(run, {"experiment", "wall_seconds"}), 1) + " s" : ""}};
-  if (const json* env = detail::find(run, {"environment"})) {
-    std::string cpu = string_at(*env, {"cpu_model"});
-    if (auto n = number_at(*env, {"logical_cpus"})) cpu += " (" + fixed(*n, 0) + " logical CPUs)";
-    experiment.push_back({"CPU", cpu});
-    std::string isa;
-    if (const json* flags = detail::find(*env, {"isa"}); flags && flags->is_object()) {
-      for (auto it = flags->begin(); it != flags->end(); ++it) {
-        isa += (isa.empty() ? "" : ", ") + it.key() + " " +
-               (it.value().is_boolean() ? (it.value().get<bool>() ? "yes" : "no") : it.value().dump());
-      }
-    }
-    experiment.push_back({"ISA", isa});
-    for (auto [title, key] : std::vector<std::pair<const char*, const char*>>{
-             {"torch threads", "torch_threads"}, {"libtorch", "libtorch"}, {"oneDNN", "onednn"}, {"BLAS", "blas"},
-             {"qexp", "qexp_version"},
-             {"git commit", "git_commit"}, {"host", "hostname"}, {"OS", "os"}}) {
-      experiment.push_back({title, string_at(*env, {key})});
-    }
+std::string cells_table(const detail::text_table& t) {
+  std::string out = "<table><thead><tr>";
+  for (std::size_t i = 0; i < t.header.size(); ++i) {
+    out += std::string(t.numeric[i] ? "<th class=\"num\">" : "<th>") + html_escape(t.header[i]) + "</th>";
   }
-  if (const json* model = detail::find(run, {"model"})) {
-    std::string text = string_at(*model, {"path"});
-    if (auto v = number_at(*model, {"linear_layers"})) text += "; " + fixed(*v, 0) + " Linear layers";
-    if (auto v = number_at(*model, {"parameters"})) text += "; " + fixed(*v / 1e6, 2) + " M parameters";
-    experiment.push_back({"model", text});
+  out += "</tr></thead><tbody>";
+  for (const auto& r : t.rows) {
+    out += "<tr>";
+    for (std::size_t i = 0; i < r.size(); ++i) out += cell(r[i], i < t.numeric.size() && t.numeric[i]);
+    out += "</tr>";
   }
-  if (const json* data = detail::find(run, {"data"})) {
-    std::string text = string_at(*data, {"path"});
-    if (auto v = number_at(*data, {"sentences"})) text += "; " + fixed(*v, 0) + " sentences";
-    if (auto v = number_at(*data, {"max_length"})) text += "; max length " + fixed(*v, 0);
-    if (auto v = number_at(*data, {"mean_tokens"})) text += "; " + fixed(*v, 1) + " tokens on average";
-    experiment.push_back({"data", text});
-  }
-  out += key_value_table(experiment);
+  return out + "</tbody></table>";
+}
 
-  std::string latency;
-  for (const auto& r : rows) {
-    if (r.run_index != run_index) continue;
-    for (const char* kind : {"probe", "dataset"}) {
-      const json* list = detail::find(*r.result, {"latency", kind});
-      if (!list || !list->is_array()) continue;
-      bool dataset = std::string(kind) == "dataset";
-      for (const auto& e : *list) {
-        auto n = [&e](const char* key) { return number_at(e, {key}); };
-        latency += "<tr>" + cell(r.label) + cell(kind) + cell(detail::latency_setting(e, dataset)) +
-                   cell(dataset ? "-" : fixed(n("warmup"), 0) + " + " + fixed(n("iterations"), 0), true) +
-                   cell(format_ms(n("p50_ms")), true) + cell(format_ms(n("p90_ms")), true) +
-                   cell(format_ms(n("p99_ms")), true) + cell(format_ms(n("mean_ms")), true) +
-                   cell(format_ms(n("stdev_ms")), true) + cell(fixed(n("throughput_per_s"), 1), true) +
-                   cell(format_times(n("speedup_vs_fp32"), 2), true) + "</tr>";
-      }
-    }
-  }
-  if (!latency.empty()) {
-    out += "<details><summary>All latency measurements</summary><table><thead><tr><th>scheme</th><th>input</th>"
-           "<th>setting</th><th class=\"num\">warm-up + timed</th><th class=\"num\">p50 ms</th><th class=\"num\">p90 ms</th>"
-           "<th class=\"num\">p99 ms</th><th class=\"num\">mean ms</th><th class=\"num\">stdev ms</th>"
-           "<th class=\"num\">sequences/s</th><th class=\"num\">speedup</th></tr></thead><tbody>" +
-           latency + "</tbody></table></details>";
-  }
-  std::vector<result_row> mine;
-  for (const auto& r : rows) {
-    if (r.run_index == run_index && detail::find(*r.result, {"size"})) mine.push_back(r);
-  }
-  if (!mine.empty()) {
-    auto buckets = detail::breakdown_buckets(mine);
-    out += "<details><summary>Checkpoint size breakdown</summary><table><thead><tr><th>scheme</th>"
-           "<th class=\"num\">file bytes</th><th class=\"num\">ratio</th>";
-    for (const auto& b : buckets) out += "<th class=\"num\">" + html_escape(b) + "</th>";
-    out += "</tr></thead><tbody>";
-    auto bytes = [](const std::optional<double>& v) { return v ? fixed(*v, 0) : std::string("-"); };
-    for (const auto& r : mine) {
-      out += "<tr>" + cell(r.label) + cell(bytes(r.size_bytes), true) + cell(format_times(r.size_ratio, 3), true);
-      for (const auto& b : buckets) out += cell(bytes(number_at(*r.result, {"size", "breakdown", b.c_str()})), true);
-      out += "</tr>";
-    }
-    out += "</tbody></table></details>";
-  }
-  if (const json* config = detail::find(run, {"experiment", "resolved_config"}); config && !config->is_null()) {
-    out += "<details><summary>Resolved configuration</summary><pre>" + html_escape(config->dump(2)) + "</pre></details>";
+// report.html's printer of a run_view: its facts, then the tables folded away under the plots (the
+// summary table above already shows failures).
+std::string run_details_html(const detail::run_view& v) {
+  std::string out = "<h3>" + html_escape(v.title) + "</h3>";
+  if (v.incomplete) out += "<p><strong>Incomplete run</strong>: results may be missing.</p>";
+  if (!v.description.empty()) out += "<p>" + html_escape(v.description) + "</p>";
+  std::vector<detail::fact> facts = v.experiment;
+  facts.insert(facts.end(), v.environment.begin(), v.environment.end());
+  facts.insert(facts.end(), v.inputs.begin(), v.inputs.end());
+  out += key_value_table(facts);
+  auto folded = [&out](const char* title, const detail::text_table& t) {
+    if (!t.rows.empty()) out += "<details><summary>" + std::string(title) + "</summary>" + cells_table(t) + "</details>";
+  };
+  folded("All latency measurements", v.latency);
+  folded("Accuracy against fp32", v.accuracy);
+  folded("Checkpoint size breakdown", v.size);
+  if (!v.resolved_config.empty()) {
+    out += "<details><summary>Resolved configuration</summary><pre>" + html_escape(v.resolved_config) + "</pre></details>";
   }
   return out;
 }
@@ -291,9 +230,8 @@ std::string report_html(const std::vector<json>& runs) {
   out += "<section class=\"card\" id=\"summary\"><h2>Summary</h2>";
   std::vector<std::string> all_layers;
   for (const auto& r : rows) {
-    if (const json* layers = detail::find(*r.result, {"layer_error"}); layers && layers->is_array()) {
-      for (const auto& l : *layers) all_layers.push_back(detail::string_at(l, {"layer"}));
-    }
+    for (const auto& l : r.result.layer_error.value_or(std::vector<results::layer_error_entry>()))
+      all_layers.push_back(l.layer);
   }
   out += rows.empty() ? "<p>No results.</p>" : summary_html(rows, colours, layer_name_prefix(all_layers));
   out += "</section>";
@@ -361,22 +299,17 @@ std::string report_html(const std::vector<json>& runs) {
     const auto& r = rows[i];
     if (!r.ok) continue;
     for (int kind = 0; kind < 2; ++kind) {
-      const json* list = detail::find(*r.result, {"latency", kind == 0 ? "probe" : "dataset"});
-      if (!list || !list->is_array()) continue;
-      for (const auto& e : *list) {
-        const json* samples = detail::find(e, {"samples_ms"});
-        if (!samples || !samples->is_array()) continue;
+      for (const auto& e : detail::latency_list(r.result, kind == 0 ? "probe" : "dataset")) {
+        if (!e.samples_ms) continue;
         distribution_row d;
         d.label = r.display_name();
         d.colour = colours[i];
-        for (const auto& s : *samples) {
-          if (s.is_number() && std::isfinite(s.get<double>())) d.samples.push_back(s.get<double>());
-        }
+        d.samples = *e.samples_ms;  // finite: the reader keeps no other number
         if (d.samples.empty()) continue;
         std::sort(d.samples.begin(), d.samples.end());
-        d.p50 = detail::number_at(e, {"p50_ms"});
-        d.p99 = detail::number_at(e, {"p99_ms"});
-        latency_plot_key key{kind, detail::number_at(e, {"batch_size"}).value_or(0), detail::number_at(e, {"threads"}).value_or(0)};
+        d.p50 = e.p50_ms;
+        d.p99 = e.p99_ms;
+        latency_plot_key key{kind, detail::as_number(e.batch_size).value_or(0), detail::as_number(e.threads).value_or(0)};
         distributions[key].push_back(std::move(d));
         setting_text.emplace(key, detail::latency_setting(e, kind == 1));
       }
@@ -397,15 +330,12 @@ std::string report_html(const std::vector<json>& runs) {
   std::vector<layer_series> series;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& r = rows[i];
-    const json* layers = r.ok ? detail::find(*r.result, {"layer_error"}) : nullptr;
-    if (!layers || !layers->is_array()) continue;
+    if (!r.ok || !r.result.layer_error) continue;
     layer_series s;
     s.label = r.display_name();
     s.colour = colours[i];
-    for (const auto& l : *layers) {
-      auto sqnr = detail::number_at(l, {"sqnr_db"});
-      auto name = detail::string_at(l, {"layer"});
-      if (sqnr && !name.empty()) s.by_layer[name] = {*sqnr, detail::number_at(l, {"nmse"})};
+    for (const auto& l : *r.result.layer_error) {
+      if (l.sqnr_db && !l.layer.empty()) s.by_layer[l.layer] = {*l.sqnr_db.value, l.nmse.value};
     }
     if (!s.by_layer.empty()) series.push_back(std::move(s));
   }
@@ -424,7 +354,7 @@ std::string report_html(const std::vector<json>& runs) {
   for (std::size_t r = 0; r < runs.size(); ++r) out += detail::sensitivity_html(runs[r], r) + detail::autotune_html(runs[r], r);
 
   out += "<section class=\"card\" id=\"runs\"><h2>Runs</h2>";
-  for (std::size_t r = 0; r < runs.size(); ++r) out += run_details_html(runs[r], rows, r);
+  for (std::size_t r = 0; r < runs.size(); ++r) out += run_details_html(detail::run_view_of(runs[r], rows, r));
   out += "</section>";
   out += std::string("<footer>Written by qexp ") + version_string() +
          " from results.json (schema " + results_schema_id + "). Plots are inline SVG; the page needs no scripts and "

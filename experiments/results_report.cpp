@@ -101,19 +101,31 @@ std::string plural(double n, const char* one, const char* many) {
 
 }  // namespace
 
-std::string latency_setting(const json& entry, bool dataset) {
+std::string latency_setting(const results::latency_entry& entry, bool dataset) {
   std::vector<std::string> parts;
-  if (auto b = number_at(entry, {"batch_size"})) parts.push_back("batch " + fixed(*b, 0));
-  if (auto t = number_at(entry, {"threads"})) parts.push_back(plural(*t, "thread", "threads"));
+  if (auto b = as_number(entry.batch_size)) parts.push_back("batch " + fixed(*b, 0));
+  if (auto t = as_number(entry.threads)) parts.push_back(plural(*t, "thread", "threads"));
   if (dataset) {
-    if (auto s = number_at(entry, {"sentences"})) parts.push_back(plural(*s, "sentence", "sentences"));
-    if (auto m = number_at(entry, {"mean_tokens"})) parts.push_back(fixed(*m, 1) + " mean tokens");
-  } else if (auto k = number_at(entry, {"tokens"})) {
+    if (auto s = as_number(entry.sentences)) parts.push_back(plural(*s, "sentence", "sentences"));
+    if (entry.mean_tokens) parts.push_back(fixed(*entry.mean_tokens, 1) + " mean tokens");
+  } else if (auto k = as_number(entry.tokens)) {
     parts.push_back(plural(*k, "token", "tokens"));
   }
   std::string text;
   for (const auto& p : parts) text += (text.empty() ? "" : ", ") + p;
   return text;
+}
+
+const std::vector<results::latency_entry>& latency_list(const results::scheme_result& result, const std::string& kind) {
+  static const std::vector<results::latency_entry> none;
+  if (!result.latency) return none;
+  return kind == "probe" ? result.latency->probe : kind == "dataset" ? result.latency->dataset : none;
+}
+
+std::optional<double> breakdown_bytes(const results::scheme_result& result, const std::string& bucket) {
+  if (!result.size || !result.size->breakdown) return std::nullopt;
+  const auto it = result.size->breakdown->find(bucket);
+  return it == result.size->breakdown->end() ? std::nullopt : std::optional<double>(static_cast<double>(it->second));
 }
 
 std::string html_escape(const std::string& text) {
@@ -158,10 +170,9 @@ bool natural_less(const std::string& a, const std::string& b) {
 std::vector<std::string> breakdown_buckets(const std::vector<result_row>& rows) {
   std::vector<std::string> buckets;
   for (const auto& r : rows) {
-    const json* breakdown = find(*r.result, {"size", "breakdown"});
-    if (!breakdown || !breakdown->is_object()) continue;
-    for (auto it = breakdown->begin(); it != breakdown->end(); ++it) {
-      if (std::find(buckets.begin(), buckets.end(), it.key()) == buckets.end()) buckets.push_back(it.key());
+    if (!r.result.size || !r.result.size->breakdown) continue;
+    for (const auto& [bucket, bytes] : *r.result.size->breakdown) {
+      if (std::find(buckets.begin(), buckets.end(), bucket) == buckets.end()) buckets.push_back(bucket);
     }
   }
   const std::vector<std::string> known{"embeddings", "linear_weights", "linear_bias", "linear_scales", "other", "header"};
@@ -176,18 +187,15 @@ namespace {
 
 // The entry of a latency list at the smallest batch, then the fewest threads: the number a
 // summary quotes, since it is the one every scheme and machine can be compared on.
-const json* headline_entry(const json& result, const char* kind) {
-  const json* list = find(result, {"latency", kind});
-  if (!list || !list->is_array()) return nullptr;
-  const json* best = nullptr;
-  auto key = [](const json& e) {
-    return std::make_pair(number_at(e, {"batch_size"}).value_or(1e18), number_at(e, {"threads"}).value_or(1e18));
+std::optional<results::latency_entry> headline_entry(const results::scheme_result& result, const char* kind) {
+  const results::latency_entry* best = nullptr;
+  auto key = [](const results::latency_entry& e) {
+    return std::make_pair(as_number(e.batch_size).value_or(1e18), as_number(e.threads).value_or(1e18));
   };
-  for (const auto& entry : *list) {
-    if (!entry.is_object()) continue;
+  for (const auto& entry : latency_list(result, kind)) {
     if (!best || key(entry) < key(*best)) best = &entry;
   }
-  return best;
+  return best ? std::optional<results::latency_entry>(*best) : std::nullopt;
 }
 
 std::string folder_name(const json& run) {
@@ -216,52 +224,53 @@ std::vector<result_row> collect_rows(const std::vector<json>& runs) {
         run_name += "/" + (folder.empty() ? std::to_string(r + 1) : folder);
       }
     }
-    const json* results = find(run, {"results"});
-    if (!results || !results->is_array()) continue;
+    const json* rows_json = find(run, {"results"});
+    if (!rows_json || !rows_json->is_array()) continue;
     std::size_t index = 0;
-    for (const auto& result : *results) {
+    for (const auto& result : *rows_json) {
       ++index;
       if (!result.is_object()) continue;
       result_row row;
       row.run_index = r;
       row.run_name = run_name;
       row.experiment = experiment;
-      row.result = &result;
-      row.plugin = string_at(result, {"plugin"});
-      row.label = string_at(result, {"label"});
+      row.result = result.get<results::scheme_result>();
+      const results::scheme_result& typed = row.result;
+      row.plugin = typed.plugin;
+      row.label = typed.label;
       if (row.label.empty()) row.label = row.plugin.empty() ? "result " + std::to_string(index) : row.plugin;
-      row.plugin_version = string_at(result, {"plugin_version"});
-      row.status = string_at(result, {"status"});
-      row.ok = row.status == "ok";
-      row.error = string_at(result, {"error"});
+      row.plugin_version = typed.plugin_version.value_or("");
+      row.status = typed.status;
+      row.ok = typed.ok();
+      row.error = typed.error.value.value_or("");
       std::replace(row.error.begin(), row.error.end(), '\n', ' ');
-      const json* baseline = find(result, {"is_baseline"});
-      row.is_baseline = baseline && baseline->is_boolean() && baseline->get<bool>();
-      row.size_bytes = number_at(result, {"size", "file_bytes"});
-      row.size_ratio = number_at(result, {"size", "ratio_to_fp32"});
-      row.headline_probe = headline_entry(result, "probe");
-      row.headline_dataset = headline_entry(result, "dataset");
-      if (row.headline_probe) {
-        row.p50_ms = number_at(*row.headline_probe, {"p50_ms"});
-        row.speedup = number_at(*row.headline_probe, {"speedup_vs_fp32"});
+      row.is_baseline = typed.is_baseline;
+      if (typed.size) {
+        row.size_bytes = as_number(typed.size->file_bytes);
+        row.size_ratio = typed.size->ratio_to_fp32;
       }
-      row.accuracy = number_at(result, {"accuracy", "accuracy"});
-      row.accuracy_delta = number_at(result, {"accuracy", "accuracy_delta_vs_fp32"});
-      if (const auto* significant = find(result, {"accuracy", "accuracy_delta_significant"}); significant && significant->is_boolean())
-        row.accuracy_delta_significant = significant->get<bool>();
-      row.agreement = number_at(result, {"accuracy", "agreement_with_fp32"});
-      row.mean_kl = number_at(result, {"accuracy", "mean_kl_vs_fp32"});
-      row.max_abs_dp = number_at(result, {"accuracy", "max_abs_dp_vs_fp32"});
-      row.probe_total_abs_dp = number_at(result, {"accuracy", "probe_total_abs_dp"});
+      row.headline_probe = headline_entry(typed, "probe");
+      row.headline_dataset = headline_entry(typed, "dataset");
+      if (row.headline_probe) {
+        row.p50_ms = row.headline_probe->p50_ms;
+        row.speedup = row.headline_probe->speedup_vs_fp32;
+      }
+      if (const auto& a = typed.accuracy) {
+        row.accuracy = a->accuracy;
+        row.accuracy_delta = a->accuracy_delta_vs_fp32;
+        row.accuracy_delta_significant = a->accuracy_delta_significant;
+        row.agreement = a->agreement_with_fp32;
+        row.mean_kl = a->mean_kl_vs_fp32;
+        row.max_abs_dp = a->max_abs_dp_vs_fp32;
+        row.probe_total_abs_dp = a->probe_total_abs_dp;
+      }
       // layer_error is written worst first, but a hand-edited file may not be: take the minimum.
-      if (const json* layers = find(result, {"layer_error"}); layers && layers->is_array()) {
-        for (const auto& layer : *layers) {
-          auto sqnr = number_at(layer, {"sqnr_db"});
-          if (!sqnr) continue;
-          if (!row.worst_sqnr_db || *sqnr < *row.worst_sqnr_db) {
-            row.worst_sqnr_db = sqnr;
-            row.worst_layer = string_at(layer, {"layer"});
-          }
+      for (const auto& layer : typed.layer_error.value_or(std::vector<results::layer_error_entry>())) {
+        const auto sqnr = layer.sqnr_db.value;
+        if (!sqnr) continue;
+        if (!row.worst_sqnr_db || *sqnr < *row.worst_sqnr_db) {
+          row.worst_sqnr_db = sqnr;
+          row.worst_layer = layer.layer;
         }
       }
       rows.push_back(std::move(row));
@@ -356,28 +365,29 @@ std::string csv_number(const json* value) {
   return value->dump();
 }
 
-std::string csv_number(const json& j, std::initializer_list<const char*> path) { return csv_number(detail::find(j, path)); }
+template <class T>
+std::string csv_number(const std::optional<T>& value) {
+  if (!value) return {};
+  const json j = *value;
+  return csv_number(&j);
+}
 
 using setting_key = std::pair<double, double>;  // batch size, threads
 
 std::vector<setting_key> latency_settings_of(const std::vector<result_row>& rows, const char* kind) {
   std::set<setting_key> keys;
   for (const auto& row : rows) {
-    const json* list = detail::find(*row.result, {"latency", kind});
-    if (!list || !list->is_array()) continue;
-    for (const auto& e : *list) {
-      auto b = detail::number_at(e, {"batch_size"}), t = detail::number_at(e, {"threads"});
+    for (const auto& e : detail::latency_list(row.result, kind)) {
+      auto b = detail::as_number(e.batch_size), t = detail::as_number(e.threads);
       if (b && t) keys.insert({*b, *t});
     }
   }
   return {keys.begin(), keys.end()};
 }
 
-const json* entry_at(const json& result, const char* kind, const setting_key& key) {
-  const json* list = detail::find(result, {"latency", kind});
-  if (!list || !list->is_array()) return nullptr;
-  for (const auto& e : *list) {
-    if (detail::number_at(e, {"batch_size"}) == key.first && detail::number_at(e, {"threads"}) == key.second) return &e;
+const results::latency_entry* entry_at(const results::scheme_result& result, const char* kind, const setting_key& key) {
+  for (const auto& e : detail::latency_list(result, kind)) {
+    if (detail::as_number(e.batch_size) == key.first && detail::as_number(e.threads) == key.second) return &e;
   }
   return nullptr;
 }
@@ -422,29 +432,28 @@ std::string results_csv(const std::vector<json>& runs) {
   };
   emit(header);
   for (const auto& row : rows) {
-    const json& r = *row.result;
+    const results::scheme_result& r = row.result;
+    const results::size_section size = r.size.value_or(results::size_section());
     std::string run_id = folder_name_or_index(runs, row.run_index);
     std::vector<std::string> cells{run_id, row.experiment, row.label, row.plugin, row.plugin_version, row.status,
-                                   row.is_baseline ? "true" : "false", csv_number(r, {"layers_quantized"}),
-                                   csv_number(r, {"size", "file_bytes"}), csv_number(r, {"size", "ratio_to_fp32"})};
+                                   row.is_baseline ? "true" : "false", csv_number(r.layers_quantized),
+                                   csv_number(size.file_bytes), csv_number(size.ratio_to_fp32)};
     for (const auto& k : probe_keys) {
-      const json* e = entry_at(r, "probe", k);
-      cells.push_back(e ? csv_number(*e, {"p50_ms"}) : "");
-      cells.push_back(e ? csv_number(*e, {"p99_ms"}) : "");
-      cells.push_back(e ? csv_number(*e, {"tokens"}) : "");
+      const results::latency_entry* e = entry_at(r, "probe", k);
+      cells.push_back(e ? csv_number(e->p50_ms) : "");
+      cells.push_back(e ? csv_number(e->p99_ms) : "");
+      cells.push_back(e ? csv_number(e->tokens) : "");
     }
     for (const auto& k : dataset_keys) {
-      const json* e = entry_at(r, "dataset", k);
-      cells.push_back(e ? csv_number(*e, {"p50_ms"}) : "");
-      cells.push_back(e ? csv_number(*e, {"mean_tokens"}) : "");
+      const results::latency_entry* e = entry_at(r, "dataset", k);
+      cells.push_back(e ? csv_number(e->p50_ms) : "");
+      cells.push_back(e ? csv_number(e->mean_tokens) : "");
     }
-    cells.push_back(row.headline_probe ? csv_number(*row.headline_probe, {"speedup_vs_fp32"}) : "");
-    cells.push_back(csv_number(r, {"accuracy", "accuracy"}));
-    cells.push_back(csv_number(r, {"accuracy", "accuracy_delta_vs_fp32"}));
-    cells.push_back(csv_number(r, {"accuracy", "agreement_with_fp32"}));
-    cells.push_back(csv_number(r, {"accuracy", "mean_kl_vs_fp32"}));
-    cells.push_back(csv_number(r, {"accuracy", "max_abs_dp_vs_fp32"}));
-    cells.push_back(csv_number(r, {"accuracy", "probe_total_abs_dp"}));
+    cells.push_back(row.headline_probe ? csv_number(row.headline_probe->speedup_vs_fp32) : "");
+    const results::accuracy_section a = r.accuracy.value_or(results::accuracy_section());
+    for (const auto& v : {a.accuracy, a.accuracy_delta_vs_fp32, a.agreement_with_fp32, a.mean_kl_vs_fp32,
+                          a.max_abs_dp_vs_fp32, a.probe_total_abs_dp})
+      cells.push_back(csv_number(v));
     cells.push_back(row.worst_layer);
     cells.push_back(row.worst_sqnr_db ? json(*row.worst_sqnr_db).dump() : "");
     cells.push_back(row.error);
@@ -648,190 +657,193 @@ std::string md_summary_table(const std::vector<result_row>& rows) {
   return out + "\n";
 }
 
-std::string yes_no_flags(const json& isa) {
-  if (!isa.is_object()) return {};
-  std::string out;
-  for (auto it = isa.begin(); it != isa.end(); ++it) {
-    out += (out.empty() ? "" : ", ") + it.key() + " " +
-           (it.value().is_boolean() ? (it.value().get<bool>() ? "yes" : "no") : it.value().dump());
-  }
-  return out;
-}
+}  // namespace
 
-std::string md_run_section(const json& run, const std::vector<result_row>& rows, std::size_t run_index) {
-  std::string out;
-  std::string name = detail::string_at(run, {"experiment", "name"});
-  std::string folder = detail::folder_name(run);
-  out += "## " + md_text(name.empty() ? "run " + std::to_string(run_index + 1) : name) +
-         (folder.empty() ? "" : " (" + md_text(folder) + ")") + "\n\n";
-  std::vector<result_row> mine;
-  for (const auto& r : rows) {
-    if (r.run_index == run_index) mine.push_back(r);
+namespace detail {
+
+run_view run_view_of(const json& run, const std::vector<result_row>& rows, std::size_t run_index) {
+  const auto doc = run.get<results::document>();
+  const results::experiment_section& e = doc.experiment;
+  run_view v;
+  v.title = e.name.empty() ? "run " + std::to_string(run_index + 1) : e.name;
+  v.folder = folder_name(run);
+  v.description = e.description;
+  // Only a `complete: false` written by qexp marks a run incomplete; a file without the key is not.
+  const json* complete = find(run, {"experiment", "complete"});
+  v.incomplete = complete && *complete == false;
+  v.experiment = {{"config", e.config_file, true},
+                  {"results folder", e.output_dir, true},
+                  {"started", e.started_at},
+                  {"finished", e.finished_at.value_or("")},
+                  {"wall time", e.wall_seconds ? fixed(*e.wall_seconds, 1) + " s" : ""}};
+
+  if (const auto& env = doc.environment) {
+    std::string cpu = env->cpu_model;
+    if (env->logical_cpus) cpu += " (" + std::to_string(*env->logical_cpus) + " logical CPUs)";
+    std::string isa;
+    for (const auto& [flag, present] : env->isa) isa += (isa.empty() ? "" : ", ") + flag + (present ? " yes" : " no");
+    v.environment = {{"CPU", cpu},
+                     {"ISA", isa},
+                     {"torch threads", env->torch_threads ? std::to_string(*env->torch_threads) : ""},
+                     {"libtorch", env->libtorch},
+                     {"oneDNN", env->onednn},
+                     {"BLAS", env->blas},
+                     {"qexp", env->qexp_version},
+                     {"git commit", env->git_commit},
+                     {"host", env->hostname},
+                     {"OS", env->os}};
   }
-  if (auto d = detail::string_at(run, {"experiment", "description"}); !d.empty()) out += md_text(d) + "\n\n";
-  if (const json* complete = detail::find(run, {"experiment", "complete"}); complete && *complete == false) {
-    out += "> **Incomplete run**: results.json was written before the run finished (still running, or interrupted); "
-           "results may be missing.\n\n";
-  }
-  auto item = [&out](const std::string& key, const std::string& value) {
-    if (!value.empty()) out += "- " + key + ": " + value + "\n";
+  auto joined = [](const std::string& path, const std::vector<std::string>& parts) {
+    std::string text;
+    for (const auto& p : parts) text += (text.empty() ? "" : ", ") + p;
+    return path + (text.empty() ? "" : ": " + text);
   };
-  item("config", detail::string_at(run, {"experiment", "config_file"}).empty()
-                     ? ""
-                     : md_code(detail::string_at(run, {"experiment", "config_file"})));
-  item("results folder", detail::string_at(run, {"experiment", "output_dir"}).empty()
-                             ? ""
-                             : md_code(detail::string_at(run, {"experiment", "output_dir"})));
-  item("started", md_text(detail::string_at(run, {"experiment", "started_at"})));
-  item("finished", md_text(detail::string_at(run, {"experiment", "finished_at"})));
-  if (auto w = detail::number_at(run, {"experiment", "wall_seconds"})) item("wall time", fixed(*w, 1) + " s");
-  out += "\n";
-
-  if (const json* env = detail::find(run, {"environment"}); env && env->is_object()) {
-    out += "### Environment\n\n| | |\n| --- | --- |\n";
-    auto env_row = [&](const char* title, const std::string& value) {
-      if (!value.empty()) out += "| " + std::string(title) + " | " + value + " |\n";
-    };
-    std::string cpu = md_text(detail::string_at(*env, {"cpu_model"}));
-    if (auto n = detail::number_at(*env, {"logical_cpus"})) cpu += " (" + fixed(*n, 0) + " logical CPUs)";
-    env_row("CPU", cpu);
-    if (const json* isa = detail::find(*env, {"isa"})) env_row("ISA", md_text(yes_no_flags(*isa)));
-    for (auto [title, key] : std::vector<std::pair<const char*, const char*>>{
-             {"torch threads", "torch_threads"}, {"libtorch", "libtorch"}, {"oneDNN", "onednn"}, {"BLAS", "blas"},
-             {"qexp", "qexp_version"},
-             {"git commit", "git_commit"}, {"host", "hostname"}, {"OS", "os"}}) {
-      env_row(title, md_text(detail::string_at(*env, {key})));
-    }
-    out += "\n";
+  if (const auto& m = doc.model) {
+    std::vector<std::string> parts;
+    if (m->dim) parts.push_back("dim " + std::to_string(*m->dim));
+    if (m->n_layers) parts.push_back(std::to_string(*m->n_layers) + " transformer layers");
+    if (m->linear_layers) parts.push_back(std::to_string(*m->linear_layers) + " Linear layers");
+    if (m->parameters) parts.push_back(with_thousands(static_cast<double>(*m->parameters)) + " parameters");
+    v.inputs.push_back({"model", joined(m->path, parts)});
+  }
+  if (const auto& d = doc.data) {
+    std::vector<std::string> parts;
+    if (d->sentences) parts.push_back(std::to_string(*d->sentences) + " sentences");
+    if (d->max_length) parts.push_back("max length " + std::to_string(*d->max_length) + " tokens");
+    if (d->mean_tokens) parts.push_back(fixed(*d->mean_tokens, 1) + " tokens on average");
+    v.inputs.push_back({"data", joined(d->path, parts)});
   }
 
-  const json* model = detail::find(run, {"model"});
-  const json* data = detail::find(run, {"data"});
-  if (model || data) {
-    out += "### Model and data\n\n";
-    if (model) {
-      std::vector<std::string> parts;
-      if (auto v = detail::number_at(*model, {"dim"})) parts.push_back("dim " + fixed(*v, 0));
-      if (auto v = detail::number_at(*model, {"n_layers"})) parts.push_back(fixed(*v, 0) + " transformer layers");
-      if (auto v = detail::number_at(*model, {"linear_layers"})) parts.push_back(fixed(*v, 0) + " Linear layers");
-      if (auto v = detail::number_at(*model, {"parameters"})) parts.push_back(with_thousands(*v) + " parameters");
-      std::string text;
-      for (const auto& p : parts) text += (text.empty() ? "" : ", ") + p;
-      out += "- model " + md_code(detail::string_at(*model, {"path"})) + (text.empty() ? "" : ": " + text) + "\n";
-    }
-    if (data) {
-      std::vector<std::string> parts;
-      if (auto v = detail::number_at(*data, {"sentences"})) parts.push_back(fixed(*v, 0) + " sentences");
-      if (auto v = detail::number_at(*data, {"max_length"})) parts.push_back("max length " + fixed(*v, 0) + " tokens");
-      if (auto v = detail::number_at(*data, {"mean_tokens"})) parts.push_back(fixed(*v, 1) + " tokens on average");
-      std::string text;
-      for (const auto& p : parts) text += (text.empty() ? "" : ", ") + p;
-      out += "- data " + md_code(detail::string_at(*data, {"path"})) + (text.empty() ? "" : ": " + text) + "\n";
-    }
-    out += "\n";
+  std::vector<const result_row*> mine;
+  for (const auto& r : rows) {
+    if (r.run_index == run_index) mine.push_back(&r);
   }
 
   // Latency: every measured setting, with batch, threads and sequence length beside each number.
-  std::vector<std::vector<std::string>> latency_rows;
-  for (const auto& r : mine) {
+  v.latency.header = {"scheme", "input", "batch", "threads", "tokens", "warm-up + timed", "p50 ms", "p90 ms", "p99 ms",
+                      "mean ms", "stdev ms", "sequences/s", "speedup"};
+  v.latency.numeric = {false, false, true, true, true, true, true, true, true, true, true, true, true};
+  for (const result_row* r : mine) {
     for (const char* kind : {"probe", "dataset"}) {
-      const json* list = detail::find(*r.result, {"latency", kind});
-      if (!list || !list->is_array()) continue;
-      for (const auto& e : *list) {
-        bool dataset = std::string(kind) == "dataset";
-        auto n = [&e](const char* key) { return detail::number_at(e, {key}); };
-        std::string tokens = dataset ? fixed(n("mean_tokens"), 1) + " mean" : fixed(n("tokens"), 0);
-        std::string runs_text = dataset ? fixed(n("sentences"), 0) + " sentences"
-                                        : fixed(n("warmup"), 0) + " + " + fixed(n("iterations"), 0);
-        latency_rows.push_back({md_text(r.label), dataset ? "dataset" : "probe", fixed(n("batch_size"), 0),
-                                fixed(n("threads"), 0), tokens, runs_text, format_ms(n("p50_ms")), format_ms(n("p90_ms")),
-                                format_ms(n("p99_ms")), format_ms(n("mean_ms")), format_ms(n("stdev_ms")),
-                                fixed(n("throughput_per_s"), 1), format_times(n("speedup_vs_fp32"), 2)});
+      const bool dataset = std::string(kind) == "dataset";
+      for (const auto& l : latency_list(r->result, kind)) {
+        v.latency.rows.push_back(
+            {r->label, kind, fixed(as_number(l.batch_size), 0), fixed(as_number(l.threads), 0),
+             dataset ? fixed(l.mean_tokens, 1) + " mean" : fixed(as_number(l.tokens), 0),
+             dataset ? fixed(as_number(l.sentences), 0) + " sentences"
+                     : fixed(as_number(l.warmup), 0) + " + " + fixed(as_number(l.iterations), 0),
+             format_ms(l.p50_ms), format_ms(l.p90_ms), format_ms(l.p99_ms), format_ms(l.mean_ms), format_ms(l.stdev_ms),
+             fixed(l.throughput_per_s, 1), format_times(l.speedup_vs_fp32, 2)});
       }
     }
   }
-  if (!latency_rows.empty()) {
-    out += "### Latency\n\n";
-    out += md_table({"scheme", "input", "batch", "threads", "tokens", "warm-up + timed", "p50 ms", "p90 ms", "p99 ms",
-                     "mean ms", "stdev ms", "sequences/s", "speedup"},
-                    {false, false, true, true, true, true, true, true, true, true, true, true, true}, latency_rows);
-    out += "\nprobe: one sentence timed repeatedly after warm-up; dataset: dev sentences, one timed call each.\n\n";
+
+  v.accuracy.header = {"scheme", "sentences", "accuracy", "delta pp", "95% CI pp", "McNemar p", "agreement",
+                       "mean KL", "max |dp|", "probe sum |dp|"};
+  v.accuracy.numeric = {false, true, true, true, true, true, true, true, true, true};
+  for (const result_row* r : mine) {
+    if (!r->result.accuracy) continue;
+    const results::accuracy_section& a = *r->result.accuracy;
+    const auto& ci = a.accuracy_delta_ci95;
+    v.accuracy.rows.push_back({r->label, fixed(as_number(a.sentences), 0), format_percent(a.accuracy), format_delta(*r),
+                               ci ? "[" + format_points((*ci)[0]) + ", " + format_points((*ci)[1]) + "]" : "-",
+                               fixed(a.mcnemar_p, 3), format_percent(a.agreement_with_fp32),
+                               fixed(a.mean_kl_vs_fp32, 6), fixed(a.max_abs_dp_vs_fp32, 4),
+                               fixed(a.probe_total_abs_dp, 4)});
   }
 
-  std::vector<std::vector<std::string>> accuracy_rows;
-  for (const auto& r : mine) {
-    if (!detail::find(*r.result, {"accuracy"})) continue;
-    auto n = [&r](const char* key) { return detail::number_at(*r.result, {"accuracy", key}); };
-    const auto* ci = detail::find(*r.result, {"accuracy", "accuracy_delta_ci95"});
-    const bool has_ci = ci && ci->is_array() && ci->size() == 2 && (*ci)[0].is_number() && (*ci)[1].is_number();
-    accuracy_rows.push_back({md_text(r.label), fixed(n("sentences"), 0), format_percent(n("accuracy")),
-                             format_delta(r),
-                             has_ci ? "[" + format_points((*ci)[0].get<double>()) + ", " + format_points((*ci)[1].get<double>()) + "]"
-                                    : "-",
-                             n("mcnemar_p") ? fixed(n("mcnemar_p"), 3) : "-", format_percent(n("agreement_with_fp32")),
-                             fixed(n("mean_kl_vs_fp32"), 6), fixed(n("max_abs_dp_vs_fp32"), 4),
-                             fixed(n("probe_total_abs_dp"), 4)});
+  std::vector<result_row> sized;
+  for (const result_row* r : mine) {
+    if (r->result.size) sized.push_back(*r);
   }
-  if (!accuracy_rows.empty()) {
-    out += "### Accuracy\n\n";
-    out += md_table({"scheme", "sentences", "accuracy", "delta pp", "95% CI pp", "McNemar p", "agreement", "mean KL",
-                     "max |dp|", "probe sum |dp|"},
-                    {false, true, true, true, true, true, true, true, true, true}, accuracy_rows);
+  const auto buckets = breakdown_buckets(sized);
+  v.size.header = {"scheme", "file MB", "ratio"};
+  for (const auto& b : buckets) v.size.header.push_back(b + " MB");
+  v.size.numeric.assign(v.size.header.size(), true);
+  v.size.numeric[0] = false;
+  for (const auto& r : sized) {
+    std::vector<std::string> cells{r.label, format_mb(r.size_bytes), format_times(r.size_ratio, 3)};
+    for (const auto& b : buckets) cells.push_back(format_mb(breakdown_bytes(r.result, b)));
+    v.size.rows.push_back(std::move(cells));
+  }
+
+  for (const result_row* r : mine) {
+    if (!r->result.layer_error || r->result.layer_error->empty()) continue;
+    const auto& layers = *r->result.layer_error;
+    std::vector<const results::layer_error_entry*> sorted;
+    for (const auto& l : layers) {
+      if (l.sqnr_db) sorted.push_back(&l);
+    }
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto* a, const auto* b) { return *a->sqnr_db.value < *b->sqnr_db.value; });
+    sorted.resize(std::min<std::size_t>(sorted.size(), 5));
+    run_view::worst_layers w{r->label, layers.size(), {{"layer", "SQNR dB", "NMSE"}, {false, true, true}, 0, {}}};
+    for (const auto* l : sorted) w.table.rows.push_back({l->layer, fixed(l->sqnr_db.value, 2), fixed(l->nmse.value, 6)});
+    v.layers.push_back(std::move(w));
+  }
+
+  for (const result_row* r : mine) {
+    if (!r->ok) v.failures.push_back({r->label + " (" + r->plugin + ")", r->error.empty() ? "no error message recorded" : r->error});
+  }
+  if (!e.resolved_config.is_null()) v.resolved_config = e.resolved_config.dump(2);
+  return v;
+}
+
+}  // namespace detail
+
+namespace {
+
+// summary.md's printer of a run_view.
+std::string md_cells_table(const detail::text_table& t) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : t.rows) {
+    std::vector<std::string> cells;
+    for (std::size_t i = 0; i < r.size(); ++i) cells.push_back(static_cast<int>(i) == t.code_column ? md_code(r[i]) : md_text(r[i]));
+    rows.push_back(std::move(cells));
+  }
+  return md_table(t.header, t.numeric, rows);
+}
+
+std::string md_run_section(const detail::run_view& v) {
+  std::string out = "## " + md_text(v.title) + (v.folder.empty() ? "" : " (" + md_text(v.folder) + ")") + "\n\n";
+  if (!v.description.empty()) out += md_text(v.description) + "\n\n";
+  if (v.incomplete) {
+    out += "> **Incomplete run**: results.json was written before the run finished (still running, or interrupted); "
+           "results may be missing.\n\n";
+  }
+  auto value = [](const detail::fact& f) { return f.code ? md_code(f.value) : md_text(f.value); };
+  for (const auto& f : v.experiment) {
+    if (!f.value.empty()) out += "- " + f.key + ": " + value(f) + "\n";
+  }
+  out += "\n";
+  if (!v.environment.empty()) {
+    out += "### Environment\n\n| | |\n| --- | --- |\n";
+    for (const auto& f : v.environment) {
+      if (!f.value.empty()) out += "| " + f.key + " | " + value(f) + " |\n";
+    }
     out += "\n";
   }
-
-  auto buckets = detail::breakdown_buckets(mine);
-  std::vector<std::vector<std::string>> size_rows;
-  for (const auto& r : mine) {
-    if (!detail::find(*r.result, {"size"})) continue;
-    std::vector<std::string> cells{md_text(r.label), format_mb(r.size_bytes), format_times(r.size_ratio, 3)};
-    for (const auto& b : buckets) cells.push_back(format_mb(detail::number_at(*r.result, {"size", "breakdown", b.c_str()})));
-    size_rows.push_back(std::move(cells));
-  }
-  if (!size_rows.empty()) {
-    std::vector<std::string> header{"scheme", "file MB", "ratio"};
-    for (const auto& b : buckets) header.push_back(b + " MB");
-    out += "### Size\n\n";
-    std::vector<bool> numeric(header.size(), true);
-    numeric[0] = false;
-    out += md_table(header, numeric, size_rows);
+  if (!v.inputs.empty()) {
+    out += "### Model and data\n\n";
+    for (const auto& f : v.inputs) out += "- " + f.key + " " + value(f) + "\n";
     out += "\n";
   }
-
-  bool any_layers = false;
-  for (const auto& r : mine) {
-    const json* layers = detail::find(*r.result, {"layer_error"});
-    if (!layers || !layers->is_array() || layers->empty()) continue;
-    if (!any_layers) out += "### Worst layers per scheme\n\n";
-    any_layers = true;
-    std::vector<const json*> sorted;
-    for (const auto& l : *layers) {
-      if (detail::number_at(l, {"sqnr_db"})) sorted.push_back(&l);
-    }
-    std::stable_sort(sorted.begin(), sorted.end(), [](const json* a, const json* b) {
-      return *detail::number_at(*a, {"sqnr_db"}) < *detail::number_at(*b, {"sqnr_db"});
-    });
-    std::size_t shown = std::min<std::size_t>(sorted.size(), 5);
-    out += "**" + md_text(r.label) + "** (" + std::to_string(shown) + " of " + std::to_string(layers->size()) +
-           " layers, lowest SQNR first)\n\n";
-    std::vector<std::vector<std::string>> layer_rows;
-    for (std::size_t i = 0; i < shown; ++i) {
-      layer_rows.push_back({md_code(detail::string_at(*sorted[i], {"layer"})),
-                            fixed(detail::number_at(*sorted[i], {"sqnr_db"}), 2),
-                            fixed(detail::number_at(*sorted[i], {"nmse"}), 6)});
-    }
-    out += md_table({"layer", "SQNR dB", "NMSE"}, {false, true, true}, layer_rows) + "\n";
+  if (!v.latency.rows.empty()) {
+    out += "### Latency\n\n" + md_cells_table(v.latency) +
+           "\nprobe: one sentence timed repeatedly after warm-up; dataset: dev sentences, one timed call each.\n\n";
   }
-
-  bool any_failed = false;
-  for (const auto& r : mine) {
-    if (r.ok) continue;
-    if (!any_failed) out += "### Failures\n\n";
-    any_failed = true;
-    out += "- **" + md_text(r.label) + "** (" + md_text(r.plugin) + "): " +
-           md_text(r.error.empty() ? "no error message recorded" : r.error) + "\n";
+  if (!v.accuracy.rows.empty()) out += "### Accuracy\n\n" + md_cells_table(v.accuracy) + "\n";
+  if (!v.size.rows.empty()) out += "### Size\n\n" + md_cells_table(v.size) + "\n";
+  if (!v.layers.empty()) out += "### Worst layers per scheme\n\n";
+  for (const auto& w : v.layers) {
+    out += "**" + md_text(w.scheme) + "** (" + std::to_string(w.table.rows.size()) + " of " + std::to_string(w.layers) +
+           " layers, lowest SQNR first)\n\n" + md_cells_table(w.table) + "\n";
   }
-  if (any_failed) out += "\n";
+  if (!v.failures.empty()) {
+    out += "### Failures\n\n";
+    for (const auto& f : v.failures) out += "- **" + md_text(f.key) + "**: " + md_text(f.value) + "\n";
+    out += "\n";
+  }
   return out;
 }
 
@@ -846,7 +858,7 @@ std::string summary_markdown(const std::vector<json>& runs) {
   std::string out = "# qexp results: " + md_text(title) + "\n\n";
   if (runs.size() > 1) out += std::to_string(runs.size()) + " runs compared.\n\n";
   out += rows.empty() ? "No results.\n\n" : md_summary_table(rows);
-  for (std::size_t r = 0; r < runs.size(); ++r) out += detail::sensitivity_markdown(runs[r]) + detail::autotune_markdown(runs[r]) + md_run_section(runs[r], rows, r);
+  for (std::size_t r = 0; r < runs.size(); ++r) out += detail::sensitivity_markdown(runs[r]) + detail::autotune_markdown(runs[r]) + md_run_section(detail::run_view_of(runs[r], rows, r));
   return out;
 }
 

@@ -16,10 +16,11 @@
 #include <vector>
 
 #include "qexp/atomic_file.h"  // write_text_atomically, which every results file goes through
+#include "results.h"
 
 namespace qexp {
 
-inline constexpr const char* results_schema_id = "qexp.results/1";
+inline constexpr const char* results_schema_id = results::schema_id;
 
 // Reads one results.json and checks its outline (an object with the expected schema id and a
 // "results" array); throws input_error naming the file and the JSON problem.
@@ -50,7 +51,8 @@ void write_report_files(const std::vector<nlohmann::json>& runs, const std::file
 
 namespace detail {
 
-// What every renderer needs from one result, read once and tolerant of missing fields.
+// What every renderer needs from one result, read once (results::from_json, tolerant of missing
+// fields) with the figures the summaries quote picked out.
 struct result_row {
   std::size_t run_index = 0;
   std::string run_name;  // empty when the report holds one run
@@ -58,11 +60,10 @@ struct result_row {
   std::string label, plugin, plugin_version, status, error;
   bool is_baseline = false;
   bool ok = false;  // status == "ok"
-  const nlohmann::json* result = nullptr;
+  results::scheme_result result;
   std::optional<double> size_bytes, size_ratio;
   // The latency entries the summary quotes: the smallest batch, then the fewest threads.
-  const nlohmann::json* headline_probe = nullptr;
-  const nlohmann::json* headline_dataset = nullptr;
+  std::optional<results::latency_entry> headline_probe, headline_dataset;
   std::optional<double> p50_ms, speedup;
   std::optional<double> accuracy, accuracy_delta, agreement, mean_kl, max_abs_dp, probe_total_abs_dp;
   std::optional<bool> accuracy_delta_significant;  // its 95% interval excludes 0 (absent: not computed)
@@ -94,7 +95,20 @@ std::string format_delta(const result_row& row);
 std::string format_times(const std::optional<double>& ratio, int decimals, const std::string& sign = "x");
 // "batch 1, 1 thread, 22 tokens" for a probe entry; "batch 1, 1 thread, 200 sentences, 25.1 mean
 // tokens" for a dataset entry.
-std::string latency_setting(const nlohmann::json& entry, bool dataset);
+std::string latency_setting(const results::latency_entry& entry, bool dataset);
+// A result's latency list of that kind ("probe" or "dataset"; empty when it has none).
+const std::vector<results::latency_entry>& latency_list(const results::scheme_result& result, const std::string& kind);
+// A size bucket's bytes (size.breakdown), when the result has it.
+std::optional<double> breakdown_bytes(const results::scheme_result& result, const std::string& bucket);
+// An optional member as the renderers' number.
+template <class T>
+std::optional<double> as_number(const std::optional<T>& v) {
+  return v ? std::optional<double>(static_cast<double>(*v)) : std::nullopt;
+}
+template <class T>
+std::optional<double> as_number(const results::nullable<T>& v) {
+  return as_number(v.value);
+}
 std::string html_escape(const std::string& text);
 // Markdown: cell text with markup characters escaped, a code span, a GFM table.
 std::string md_text(const std::string& text);
@@ -102,6 +116,41 @@ std::string md_code(const std::string& text);
 std::string md_row(const std::vector<std::string>& cells);
 std::string md_table(const std::vector<std::string>& header, const std::vector<bool>& numeric,
                      const std::vector<std::vector<std::string>>& rows);
+// A table of plain-text cells, no markup yet: a report section before it is Markdown or HTML.
+struct text_table {
+  std::vector<std::string> header;
+  std::vector<bool> numeric;       // per column: right-aligned
+  int code_column = -1;            // a column of names (layers) that Markdown shows as code
+  std::vector<std::vector<std::string>> rows;
+};
+// One line of a run's facts, e.g. {"CPU", "AMD EPYC 9R14 (2 logical CPUs)"}; `code` for a path,
+// which Markdown shows as a code span.
+struct fact {
+  std::string key, value;
+  bool code = false;
+};
+// One run as every report format shows it: built once by run_view_of from the run's results.json
+// and its rows, printed by the thin Markdown (summary.md) and HTML (report.html) printers. Empty
+// facts and tables are left out by the printers.
+struct run_view {
+  std::string title;   // the experiment's name, or "run N"
+  std::string folder;  // the results folder's name
+  std::string description;
+  bool incomplete = false;         // experiment.complete is false
+  std::vector<fact> experiment;    // config, results folder, started, finished, wall time
+  std::vector<fact> environment;   // CPU, ISA, threads, library versions, host
+  std::vector<fact> inputs;        // model, data
+  text_table latency, accuracy, size;
+  struct worst_layers {
+    std::string scheme;
+    std::size_t layers = 0;  // of which `table` shows the worst few
+    text_table table;
+  };
+  std::vector<worst_layers> layers;
+  std::vector<fact> failures;   // "label (plugin)": error
+  std::string resolved_config;  // the resolved configuration as indented JSON; empty when absent
+};
+run_view run_view_of(const nlohmann::json& run, const std::vector<result_row>& rows, std::size_t run_index);
 // A sensitivity run's ranking (its "sensitivity" section; "" for other runs): a Markdown section,
 // and an HTML section with its plots (sensitivity_report.cpp).
 std::string sensitivity_markdown(const nlohmann::json& run);

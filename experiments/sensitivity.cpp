@@ -104,12 +104,12 @@ int run_sensitivity(const sensitivity_config& config, const YAML::Node& resolved
   const plugin_registry& plugins = *request.plugins;
   results_folder folder("sensitivity", config.name, config.description, config.source_file, resolved,
                         config.output_dir, request);
-  json& doc = folder.doc();
+  results::document& doc = folder.doc();
   const int original_threads = compute_threads();
   set_compute_threads(config.threads);
   evaluation_data d = load_evaluation_data(config.model_path, config.data_path, config.data_limit, config.max_length);
-  doc["model"] = model_json(d);
-  doc["data"] = data_json(d);
+  doc.model = model_section_of(d);
+  doc.data = data_section_of(d);
   const batched_evaluation eval(d, static_cast<std::size_t>(config.batch_size));
   const std::int64_t stages = d.fp32.config().n_layers + 2;  // embeddings, blocks, head
 
@@ -119,8 +119,11 @@ int run_sensitivity(const sensitivity_config& config, const YAML::Node& resolved
   const at::Tensor fp32_logits = eval.logits(d.fp32, &fp32_saved, "fp32");
   const double full_pass_seconds = seconds_since(start);
   const at::Tensor fp32_probs = probabilities(fp32_logits);
-  json base = {{"label", "fp32"}, {"plugin", "fp32"}, {"is_baseline", true}, {"status", "ok"}, {"error", nullptr}};
-  base["accuracy"] = compare_predictions(fp32_probs, fp32_probs, d.data.labels, config.seed);
+  results::scheme_result base;
+  base.label = base.plugin = "fp32";
+  base.is_baseline = true;
+  base.status = "ok";
+  base.accuracy = compare_predictions(fp32_probs, fp32_probs, d.data.labels, config.seed);
   folder.append(base);
 
   // The whole scheme, prepared once.
@@ -131,14 +134,13 @@ int run_sensitivity(const sensitivity_config& config, const YAML::Node& resolved
   if (recipe_wants_calibration(scheme, assignment, plugins))
     calibration = load_calibration_set(config.calibration, d.tokenizer, config.max_length);
   quantized_model whole = apply_recipe(d.fp32, scheme, plugins, calibration ? &*calibration : nullptr, config.seed);
-  json whole_row = {{"label", config.scheme.label},
-                    {"plugin", scheme.rules.size() == 1 ? scheme.rules[0].plugin : std::string("recipe")},
-                    {"is_baseline", false},
-                    {"status", "running"},
-                    {"error", nullptr},
-                    {"sites_quantized", whole.sites.size()},
-                    {"prepare_seconds", whole.prepare_seconds},
-                    {"calibration_seconds", whole.calibration_seconds}};
+  results::scheme_result whole_row;
+  whole_row.label = config.scheme.label;
+  whole_row.plugin = scheme.rules.size() == 1 ? scheme.rules[0].plugin : std::string("recipe");
+  whole_row.status = "running";
+  whole_row.sites_quantized = static_cast<std::int64_t>(whole.sites.size());
+  whole_row.prepare_seconds = whole.prepare_seconds;
+  whole_row.calibration_seconds = whole.calibration_seconds;
   const std::size_t whole_index = folder.append(whole_row);
   saved_stages whole_saved;
   start = std::chrono::steady_clock::now();
@@ -147,19 +149,19 @@ int run_sensitivity(const sensitivity_config& config, const YAML::Node& resolved
   const double whole_pass_seconds = seconds_since(start);
   int failures = 0;
   try {
-    whole_row["accuracy"] = variant_json(whole_logits, fp32_logits, fp32_probs, d.data.labels, config.seed);
-    whole_row["status"] = "ok";
+    whole_row.accuracy = variant_accuracy(whole_logits, fp32_logits, fp32_probs, d.data.labels, config.seed);
+    whole_row.status = "ok";
   } catch (const std::exception& e) {
-    whole_row["status"] = "failed";
-    whole_row["error"] = error_message(e);
+    whole_row.status = "failed";
+    whole_row.error = error_message(e);
     ++failures;
   }
   std::vector<std::string> not_finite;
-  json site_errors = config.layer_error.enabled
-                         ? layer_error_json(d, whole.model, whole.sites, config.layer_error, &not_finite)
-                         : json::array();
-  whole_row["layer_error"] = site_errors;
-  doc["results"][whole_index] = whole_row;
+  const std::vector<results::layer_error_entry> site_errors =
+      config.layer_error.enabled ? layer_errors(d, whole.model, whole.sites, config.layer_error, &not_finite)
+                                 : std::vector<results::layer_error_entry>();
+  whole_row.layer_error = site_errors;
+  doc.results[whole_index] = whole_row;
 
   json section = {{"scheme", config.scheme.label},
                   {"modes", json::array()},
@@ -171,7 +173,7 @@ int run_sensitivity(const sensitivity_config& config, const YAML::Node& resolved
                   {"sites", json::array()}};
   if (config.one_at_a_time) section["modes"].push_back("one_at_a_time");
   if (config.all_but_one) section["modes"].push_back("all_but_one");
-  doc["sensitivity"] = section;
+  json& sensitivity = doc.sensitivity.emplace(std::move(section));
   folder.write();
 
   // Each site, from its stage on.
@@ -189,12 +191,16 @@ int run_sensitivity(const sensitivity_config& config, const YAML::Node& resolved
       row["quantized_bytes"] = quantized_bytes;
       row["bytes_saved"] = static_cast<double>(fp32_bytes) - static_cast<double>(quantized_bytes);
       for (const auto& e : site_errors)
-        if (e.value("layer", "") == s.site) row["site_sqnr_db"] = e["sqnr_db"], row["site_nmse"] = e["nmse"];
+        if (e.layer == s.site) {
+          const json written = e;  // null where the site's outputs were not finite
+          row["site_sqnr_db"] = written.at("sqnr_db");
+          row["site_nmse"] = written.at("nmse");
+        }
       const auto measure = [&](const char* mode, distilbert_classifier model,
                                const saved_stages& saved) {
         const auto t = std::chrono::steady_clock::now();
         const at::Tensor logits = eval.logits_from(model, saved, stage);
-        json m = variant_json(logits, fp32_logits, fp32_probs, d.data.labels, config.seed);
+        json m = variant_accuracy(logits, fp32_logits, fp32_probs, d.data.labels, config.seed);
         m["seconds"] = seconds_since(t);
         site_seconds += m["seconds"].get<double>();
         stages_run += stages - stage;
@@ -212,15 +218,15 @@ int run_sensitivity(const sensitivity_config& config, const YAML::Node& resolved
       spdlog::error("{}: {}", s.site, row["error"].get<std::string>());
     }
     rows.push_back(row);
-    doc["sensitivity"]["sites"] = rows;
+    sensitivity["sites"] = rows;
     folder.write();
   }
 
   std::stable_sort(rows.begin(), rows.end(), [](const json& a, const json& b) { return harm(a) > harm(b); });
   for (std::size_t i = 0; i < rows.size(); ++i) rows[i]["rank"] = i + 1;
-  doc["sensitivity"]["sites"] = rows;
+  sensitivity["sites"] = rows;
   // What running from the saved stage inputs saved, against a whole forward pass per variant.
-  doc["sensitivity"]["cost"] = {
+  sensitivity["cost"] = {
       {"fp32_pass_seconds", full_pass_seconds},
       {"scheme_pass_seconds", whole_pass_seconds},
       {"variants", passes},
@@ -231,7 +237,7 @@ int run_sensitivity(const sensitivity_config& config, const YAML::Node& resolved
       {"whole_passes_estimate_seconds", static_cast<double>(passes) * full_pass_seconds}};
   set_compute_threads(original_threads);
   folder.finish();
-  std::cout << summary_table({doc});
+  std::cout << summary_table({json(doc)});
   spdlog::info("experiment '{}' done in {:.1f} s ({} variants in {:.1f} s, {} of {} stages run): {}", config.name,
                folder.elapsed_seconds(), passes, site_seconds, stages_run, passes * stages, folder.dir().string());
   return failures ? static_cast<int>(exit_code::runtime_failure) : 0;

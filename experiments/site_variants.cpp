@@ -36,14 +36,14 @@ at::Tensor batched_evaluation::logits_from(distilbert_classifier& model, const s
 
 at::Tensor probabilities(const at::Tensor& logits) { return at::softmax(logits.to(at::kDouble), 1); }
 
-json variant_json(const at::Tensor& logits, const at::Tensor& fp32_logits, const at::Tensor& fp32_probs,
+results::accuracy_section variant_accuracy(const at::Tensor& logits, const at::Tensor& fp32_logits, const at::Tensor& fp32_probs,
                   const std::vector<std::int64_t>& labels, std::uint64_t seed) {
   const at::Tensor probs = probabilities(logits);
   if (const auto bad = (~at::isfinite(probs)).any(1).sum().item<std::int64_t>(); bad > 0)
     throw error("the model's outputs are not finite (NaN or inf) on " + std::to_string(bad) + " of " +
                 std::to_string(probs.size(0)) + " sentences; expected finite outputs (are the weights finite?)");
-  json out = compare_predictions(probs, fp32_probs, labels, seed);
-  out["logits_sqnr_db"] = sqnr_db(fp32_logits, logits);
+  auto out = compare_predictions(probs, fp32_probs, labels, seed);
+  out.logits_sqnr_db = sqnr_db(fp32_logits, logits);
   return out;
 }
 

@@ -46,7 +46,7 @@ at::Tensor probabilities(const at::Tensor& logits);
 
 // One model's logits against fp32's on the same sentences: compare_predictions plus the SQNR of
 // the logits. qexp::error when its outputs are not finite.
-nlohmann::json variant_json(const at::Tensor& logits, const at::Tensor& fp32_logits, const at::Tensor& fp32_probs,
+results::accuracy_section variant_accuracy(const at::Tensor& logits, const at::Tensor& fp32_logits, const at::Tensor& fp32_probs,
                             const std::vector<std::int64_t>& labels, std::uint64_t seed);
 
 // Bytes of a site in the fp32 model (weight and bias, or the table), and as `model` holds it.

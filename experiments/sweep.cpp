@@ -16,6 +16,7 @@
 #include "qexp/errors.h"
 #include "qexp/input_file.h"
 #include "qexp/suggest.h"
+#include "results.h"
 #include "results_report.h"
 
 namespace qexp {
@@ -345,14 +346,11 @@ bool complete_and_ok(const fs::path& results_file) {
   if (!regular_file_problem(results_file).empty()) return false;
   std::ifstream in(results_file);
   if (!in) return false;
-  const json doc = json::parse(in, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return false;
-  const auto experiment = doc.find("experiment");
-  if (experiment == doc.end() || !experiment->is_object() || experiment->value("complete", false) != true) return false;
-  const auto results = doc.find("results");
-  if (results == doc.end() || !results->is_array()) return false;
-  return std::all_of(results->begin(), results->end(),
-                     [](const json& r) { return r.is_object() && r.value("status", "") == "ok"; });
+  const json parsed = json::parse(in, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) return false;
+  const auto doc = parsed.get<results::document>();
+  return doc.experiment.complete &&
+         std::all_of(doc.results.begin(), doc.results.end(), [](const auto& r) { return r.ok(); });
 }
 
 }  // namespace

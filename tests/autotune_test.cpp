@@ -123,8 +123,8 @@ TEST(autotune, the_chosen_recipe_is_a_ptq_config_and_its_final_run_is_on_the_dat
   ASSERT_EQ(final["rows"].size(), 4u);  // fp32, autotuned, each candidate alone
   EXPECT_EQ(final["rows"][1]["label"], "autotuned");
   EXPECT_EQ(final["rows"][1]["status"], "ok");
-  const json final_results = json::parse(qexp::test::read_file(fs::path(final["results_dir"].get<std::string>()) /
-                                                               "results.json"));
+  const json final_results =
+      qexp::test::read_results(fs::path(final["results_dir"].get<std::string>()) / "results.json");
   EXPECT_EQ(final_results["data"]["sentences"], 40);
   EXPECT_EQ(fs::path(final_results["data"]["path"].get<std::string>()).filename(), "heldout.tsv");
   // Smaller than fp32 on disk (the planted site's probe keeps float weights, so not smaller than

@@ -189,7 +189,7 @@ finished_run run_config(const qexp::test::temp_dir& dir, const std::string& yaml
   auto r = qexp::test::run_qexp_with_deliberate_crashes(paths + " run '" + config.string() + "' --results-dir '" +
                                                         out.string() + "'");
   json results;
-  if (fs::exists(out / "results.json")) results = json::parse(qexp::test::read_file(out / "results.json"));
+  if (fs::exists(out / "results.json")) results = qexp::test::read_results(out / "results.json");
   return finished_run{r.exit_code, r.output, results, out};
 }
 
@@ -350,7 +350,7 @@ TEST(ptq_runner, results_name_the_running_quantizer_before_it_starts) {
       "for i in $(seq 50); do pgrep -f '[r]esults-dir " + out.string() + "' > /dev/null || break; sleep 0.1; done; " +
       "pgrep -f '[r]esults-dir " + out.string() + "' > /dev/null && echo 'child outlived qexp' || echo 'all gone'");
   ASSERT_NE(r.output.find("all gone"), std::string::npos) << r.output;
-  const json doc = json::parse(qexp::test::read_file(out / "results.json"));
+  const json doc = qexp::test::read_results(out / "results.json");
   ASSERT_EQ(doc["results"].size(), 2u) << doc.dump();
   EXPECT_EQ(doc["results"][1]["label"], "endless");
   EXPECT_EQ(doc["results"][1]["status"], "running");

@@ -1,5 +1,6 @@
 #include "test_support.h"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -9,6 +10,8 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+
+#include "results.h"
 
 namespace qexp::test {
 namespace {
@@ -59,9 +62,17 @@ experiment_run run_experiment(const std::filesystem::path& config, const std::fi
   const auto r = run_qexp(std::string("--plugin-path '") + QEXP_PROBE_PLUGIN_DIR + "' run '" + config.string() +
                           "' --results-dir '" + results_dir.string() + "'");
   experiment_run run{r.exit_code, r.output, nullptr, results_dir};
-  if (std::filesystem::exists(results_dir / "results.json"))
-    run.results = nlohmann::json::parse(read_file(results_dir / "results.json"));
+  if (std::filesystem::exists(results_dir / "results.json")) run.results = read_results(results_dir / "results.json");
   return run;
+}
+
+nlohmann::json read_results(const std::filesystem::path& file) {
+  const auto doc = nlohmann::json::parse(read_file(file));
+  const nlohmann::json again = doc.get<qexp::results::document>();
+  if (again != doc)
+    ADD_FAILURE() << file.string() << " does not read back as itself through results.h (a key the structs do not "
+                  << "list, or of another type); the difference: " << nlohmann::json::diff(doc, again).dump();
+  return doc;
 }
 
 temp_dir::temp_dir() {

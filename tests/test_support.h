@@ -35,6 +35,9 @@ struct experiment_run {
   std::filesystem::path dir;
 };
 experiment_run run_experiment(const std::filesystem::path& config, const std::filesystem::path& results_dir);
+// A results.json, parsed; a test failure (not an exception) when it does not read back through
+// results.h's structs as the same document, so every run a test makes checks the structs cover it.
+nlohmann::json read_results(const std::filesystem::path& file);
 
 // A fresh temporary folder, removed when the object goes.
 class temp_dir {
