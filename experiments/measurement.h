@@ -20,13 +20,17 @@
 
 namespace qexp {
 
+// The sentence timed at each batch size unless the config names another.
+inline constexpr const char* default_probe_text =
+    "Texto para teste de performance sobre os benefícios da quantização.";
+
 struct latency_settings {
   bool enabled = true;
   int warmup = 10;
   int iterations = 100;
   std::vector<int> batch_sizes{1, 8};
   std::vector<int> threads{1};
-  std::string probe_text;
+  std::string probe_text = default_probe_text;
   int dataset_sentences = 200;  // dev sentences timed one batch at a time
 };
 

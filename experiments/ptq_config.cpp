@@ -5,13 +5,11 @@
 #include "experiment.h"
 #include "qexp/distilbert.h"
 #include "qexp/errors.h"
+#include "qexp/settings_section.h"
 #include "qexp/input_file.h"
 #include "qexp/threads.h"
 
 namespace qexp {
-
-const char* const default_probe_text =
-    "Texto para teste de performance sobre os benefícios da quantização.";
 
 namespace {
 
@@ -56,12 +54,6 @@ schema_node recipe_entry_schema(const std::string& default_plugin) {
 }
 
 namespace {
-
-std::vector<int> int_list(const YAML::Node& n) {
-  std::vector<int> out;
-  for (const auto& e : n) out.push_back(e.as<int>());
-  return out;
-}
 
 std::string join(const std::vector<std::string>& parts, const std::string& separator) {
   std::string out;
@@ -138,56 +130,98 @@ schema_node data_section_schema() {
   });
 }
 
-schema_node calibration_section_schema(bool with_mode) {
-  std::vector<std::pair<std::string, schema_node>> fields{
-      {"data", schema_node::of(value_kind::data_path,
-                               "SST-2 style TSV the calibration sentences come from; never the evaluation "
-                               "file; also searched in QEXP_DATA_PATH")
-                   .with_default("sst2/train.tsv")},
-      {"sentences", schema_node::of(value_kind::integer,
-                                    "sentences drawn (without replacement, by `seed`) for plugins that "
-                                    "calibrate (0: none; such a plugin then fails before anything is measured)")
-                        .at_least(0)
-                        .at_most(1000000)
-                        .with_default(128)},
-      {"batch_size", schema_node::of(value_kind::integer, "calibration sentences per forward pass")
-                         .at_least(1)
-                         .with_default(8)},
-      {"seed", schema_node::of(value_kind::integer, "seed of the sentence draw").at_least(0).wide_integer().with_default(0)},
-  };
+namespace {
+
+settings_section<calibration_settings> calibration_fields(bool with_mode) {
+  using c = calibration_settings;
+  auto section =
+      settings_section<c>()
+          .field("data", &c::data_path,
+                 schema_node::of(value_kind::data_path,
+                                 "SST-2 style TSV the calibration sentences come from; never the evaluation file; also "
+                                 "searched in QEXP_DATA_PATH"))
+          .field("sentences", &c::sentences,
+                 schema_node::of(value_kind::integer,
+                                 "sentences drawn (without replacement, by `seed`) for plugins that calibrate (0: none; "
+                                 "such a plugin then fails before anything is measured)")
+                     .at_least(0)
+                     .at_most(1000000))
+          .field("batch_size", &c::batch_size,
+                 schema_node::of(value_kind::integer, "calibration sentences per forward pass").at_least(1))
+          .field("seed", &c::seed, schema_node::of(value_kind::integer, "seed of the sentence draw").at_least(0).wide_integer());
   if (with_mode)
-    fields.push_back({"mode", schema_node::choice_of({"float", "sequential"},
-                                                     "float: every site sees the fp32 model's inputs; sequential: "
-                                                     "block by block, each block sees the outputs of the blocks "
-                                                     "already quantized (GPTQ-style)")
-                                  .with_default("float")});
-  return schema_node::map_of(std::move(fields));
+    section.choice("mode", &c::mode, {calibration_mode::float_inputs, calibration_mode::sequential},
+                   "float: every site sees the fp32 model's inputs; sequential: block by block, each block sees the "
+                   "outputs of the blocks already quantized (GPTQ-style)");
+  return section;
 }
 
+// The calibration section with `mode` (ptq) or without it (sensitivity and autotune calibrate in
+// float mode).
+const settings_section<calibration_settings>& calibration_section(bool with_mode) {
+  static const auto with = calibration_fields(true), without = calibration_fields(false);
+  return with_mode ? with : without;
+}
+
+const settings_section<layer_error_settings>& layer_error_section() {
+  using l = layer_error_settings;
+  static const auto section =
+      settings_section<l>()
+          .field("enabled", &l::enabled, schema_node::of(value_kind::boolean))
+          .field("batches", &l::batches,
+                 schema_node::of(value_kind::integer, "batches of dev sentences fed through both models").at_least(1))
+          .field("batch_size", &l::batch_size, schema_node::of(value_kind::integer, "sentences per batch").at_least(1));
+  return section;
+}
+
+const settings_section<latency_settings>& latency_section() {
+  using l = latency_settings;
+  static const auto section =
+      settings_section<l>()
+          .field("enabled", &l::enabled, schema_node::of(value_kind::boolean))
+          .field("warmup", &l::warmup, schema_node::of(value_kind::integer, "untimed iterations first").at_least(0))
+          .field("iterations", &l::iterations,
+                 schema_node::of(value_kind::integer, "timed iterations per setting on the probe text").at_least(1))
+          .field("batch_sizes", &l::batch_sizes,
+                 schema_node::list_of(schema_node::of(value_kind::integer).at_least(1),
+                                      "probe batch sizes (the probe text repeated)")
+                     .non_empty())
+          .field("threads", &l::threads,
+                 schema_node::list_of(schema_node::of(value_kind::integer).at_least(1).at_most(max_compute_threads),
+                                      "intra-op threads (more than the machine's cores: a warning)")
+                     .non_empty())
+          .field("probe_text", &l::probe_text, schema_node::of(value_kind::string, "fixed text timed at each batch size"))
+          .field("dataset_sentences", &l::dataset_sentences,
+                 schema_node::of(value_kind::integer, "dev sentences timed one at a time (0: skip)").at_least(0));
+  return section;
+}
+
+const settings_section<accuracy_settings>& accuracy_section() {
+  using a = accuracy_settings;
+  static const auto section =
+      settings_section<a>()
+          .field("enabled", &a::enabled, schema_node::of(value_kind::boolean))
+          .field("batch_size", &a::batch_size,
+                 schema_node::of(value_kind::integer,
+                                 "sentences per forward pass; 1 runs each sentence alone like the reference pipeline "
+                                 "(padding rows would enter per-tensor dynamic activation ranges)")
+                     .at_least(1));
+  return section;
+}
+
+}  // namespace
+
+schema_node calibration_section_schema(bool with_mode) { return calibration_section(with_mode).schema(); }
+
 calibration_settings calibration_from(const YAML::Node& cal, const config_source& source) {
-  calibration_settings c;
-  c.data_path = cal["data"].as<std::string>();
-  c.sentences = cal["sentences"].as<int>();
-  c.batch_size = cal["batch_size"].as<int>();
-  c.seed = cal["seed"].as<std::uint64_t>();
-  if (cal["mode"]) c.mode = parse_calibration_mode(cal["mode"].as<std::string>());
+  calibration_settings c = calibration_section(cal["mode"].IsDefined()).read(cal);
   c.where = location_of(source, "calibration");
   return c;
 }
 
-schema_node layer_error_section_schema() {
-  return schema_node::map_of({
-      {"enabled", schema_node::of(value_kind::boolean).with_default(true)},
-      {"batches", schema_node::of(value_kind::integer, "batches of dev sentences fed through both models")
-                      .at_least(1)
-                      .with_default(4)},
-      {"batch_size", schema_node::of(value_kind::integer, "sentences per batch").at_least(1).with_default(8)},
-  });
-}
+schema_node layer_error_section_schema() { return layer_error_section().schema(); }
 
-layer_error_settings layer_error_from(const YAML::Node& n) {
-  return {n["enabled"].as<bool>(), n["batches"].as<int>(), n["batch_size"].as<int>()};
-}
+layer_error_settings layer_error_from(const YAML::Node& n) { return layer_error_section().read(n); }
 
 schema_node output_section_schema() {
   return schema_node::map_of({
@@ -230,9 +264,6 @@ std::string validate_recipes(const std::vector<quantizer_entry>& entries, const 
 
 schema_node ptq_schema() {
   auto fields = common_experiment_fields("ptq");
-  auto positive = [](const char* help, int def) {
-    return schema_node::of(value_kind::integer, help).at_least(1).with_default(def);
-  };
   fields.insert(fields.end(), {
       {"model", model_section_schema()},
       {"data", data_section_schema()},
@@ -255,33 +286,8 @@ schema_node ptq_schema() {
                              .at_least(0)
                              .with_default(0)},
            {"size", schema_node::map_of({{"enabled", schema_node::of(value_kind::boolean).with_default(true)}})},
-           {"latency",
-            schema_node::map_of({
-                {"enabled", schema_node::of(value_kind::boolean).with_default(true)},
-                {"warmup", schema_node::of(value_kind::integer, "untimed iterations first").at_least(0).with_default(10)},
-                {"iterations", positive("timed iterations per setting on the probe text", 100)},
-                {"batch_sizes", schema_node::list_of(schema_node::of(value_kind::integer).at_least(1),
-                                                     "probe batch sizes (the probe text repeated)")
-                                    .with_default(std::vector<int>{1, 8})
-                                    .non_empty()},
-                {"threads", schema_node::list_of(schema_node::of(value_kind::integer).at_least(1).at_most(max_compute_threads),
-                                                 "intra-op threads (more than the machine's cores: a warning)")
-                                .with_default(std::vector<int>{1})
-                                .non_empty()},
-                {"probe_text", schema_node::of(value_kind::string, "fixed text timed at each batch size")
-                                   .with_default(default_probe_text)},
-                {"dataset_sentences", schema_node::of(value_kind::integer,
-                                                      "dev sentences timed one at a time (0: skip)")
-                                          .at_least(0)
-                                          .with_default(200)},
-            })},
-           {"accuracy", schema_node::map_of({
-                            {"enabled", schema_node::of(value_kind::boolean).with_default(true)},
-                            {"batch_size", positive("sentences per forward pass; 1 runs each sentence alone like "
-                                                    "the reference pipeline (padding rows would enter per-tensor "
-                                                    "dynamic activation ranges)",
-                                                    1)},
-                        })},
+           {"latency", latency_section().schema()},
+           {"accuracy", accuracy_section().schema()},
            {"layer_error", layer_error_section_schema()},
        })},
       {"output", output_section_schema()},
@@ -318,15 +324,8 @@ ptq_config ptq_config_from(const YAML::Node& r, const config_source& source) {
   if (c.timeout_s > 0 && !c.isolate)
     throw config_error(location_of(source, "measure.timeout_s") +
                        ": measure.timeout_s needs measure.isolate: true (only a child process can be stopped)");
-  c.latency.enabled = m["latency"]["enabled"].as<bool>();
-  c.latency.warmup = m["latency"]["warmup"].as<int>();
-  c.latency.iterations = m["latency"]["iterations"].as<int>();
-  c.latency.batch_sizes = int_list(m["latency"]["batch_sizes"]);
-  c.latency.threads = int_list(m["latency"]["threads"]);
-  c.latency.probe_text = m["latency"]["probe_text"].as<std::string>();
-  c.latency.dataset_sentences = m["latency"]["dataset_sentences"].as<int>();
-  c.accuracy.enabled = m["accuracy"]["enabled"].as<bool>();
-  c.accuracy.batch_size = m["accuracy"]["batch_size"].as<int>();
+  c.latency = latency_section().read(m["latency"]);
+  c.accuracy = accuracy_section().read(m["accuracy"]);
   c.layer_error = layer_error_from(m["layer_error"]);
   return c;
 }

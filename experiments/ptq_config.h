@@ -25,7 +25,8 @@ struct quantizer_entry {
 };
 
 struct calibration_settings {
-  std::filesystem::path data_path;  // resolved; checked to exist only when a plugin calibrates
+  // Resolved against the data search path; checked to exist only when a plugin calibrates.
+  std::filesystem::path data_path = "sst2/train.tsv";
   int sentences = 128;              // 0: no calibration data
   int batch_size = 8;
   std::uint64_t seed = 0;
@@ -59,8 +60,6 @@ struct ptq_config : experiment_basics {
   accuracy_settings accuracy;
   layer_error_settings layer_error;
 };
-
-extern const char* const default_probe_text;
 
 // The sections of a ptq config that the other kinds (sensitivity, autotune) share, so they read,
 // validate and document alike.

@@ -8,20 +8,12 @@
 #include <string>
 
 #include "qexp/config_schema.h"
+#include "qexp/distilbert.h"
 
 namespace qexp {
 
-struct train_model_settings {
-  std::int64_t dim = 128;
-  std::int64_t n_layers = 2;
-  std::int64_t n_heads = 4;
-  std::int64_t hidden_dim = 512;
-  std::int64_t max_position_embeddings = 512;
-  double dropout = 0.1;
-  double attention_dropout = 0.1;
-  double seq_classif_dropout = 0.2;
-  double initializer_range = 0.02;
-};
+// dim 128, 2 blocks, 4 heads, hidden 512: the tiny model `qexp train` builds unless told otherwise.
+distilbert_config train_model_defaults();
 
 struct train_vocab_settings {
   std::filesystem::path file;  // an existing vocab.txt; empty: build one from the training text
@@ -51,7 +43,9 @@ struct train_config {
   std::int64_t train_limit = 0;  // 0: every sentence
   std::int64_t dev_limit = 0;
   train_vocab_settings vocab;
-  train_model_settings model;
+  // The model to train: the fields of the config.json it will have (vocab_size comes from the
+  // vocabulary; the defaults are a tiny model, train_model_defaults).
+  distilbert_config model = train_model_defaults();
   train_optimizer_settings training;
   std::int64_t threads = 2;
   std::uint64_t seed = 0;

@@ -178,21 +178,8 @@ evaluation evaluate(trainable_distilbert& model, const encoded_set& data, std::i
 }
 
 distilbert_config model_config_of(const train_config& c, std::int64_t vocab_size) {
-  distilbert_config m;
-  m.dim = c.model.dim;
-  m.n_layers = c.model.n_layers;
-  m.n_heads = c.model.n_heads;
-  m.hidden_dim = c.model.hidden_dim;
+  distilbert_config m = c.model;
   m.vocab_size = vocab_size;
-  m.max_position_embeddings = c.model.max_position_embeddings;
-  m.pad_token_id = 0;
-  m.activation = "gelu";
-  m.sinusoidal_pos_embds = false;
-  m.id2label = {"NEGATIVE", "POSITIVE"};
-  m.dropout = c.model.dropout;
-  m.attention_dropout = c.model.attention_dropout;
-  m.seq_classif_dropout = c.model.seq_classif_dropout;
-  m.initializer_range = c.model.initializer_range;
   return m;
 }
 

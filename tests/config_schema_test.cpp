@@ -8,6 +8,7 @@
 #include "experiment.h"
 #include "ptq_config.h"
 #include "qexp/errors.h"
+#include "qexp/settings_section.h"
 #include "qexp/suggest.h"
 #include "test_support.h"
 
@@ -345,4 +346,42 @@ TEST(config_schema, a_set_key_that_is_not_utf8_or_holds_nul_is_refused) {
             "--set quantizers.0.options.gr\xa7n=1: byte 23 of the key is 0xA7, not UTF-8; expected UTF-8 text");
   EXPECT_EQ(load_error(minimal_config(), {std::string("descr\0iption=x", 14)}),
             "--set descr\\0iption=x: NUL byte at byte 5 of the key; expected text without NUL");
+}
+
+namespace {
+struct sample_settings {
+  std::int64_t steps = 3;
+  double rate = 0.5;
+  bool on = true;
+  std::string name = "x";
+  std::filesystem::path file;
+};
+}  // namespace
+
+TEST(settings_section, one_declaration_gives_the_schema_defaults_and_the_reader) {
+  using s = sample_settings;
+  sample_settings defaults;
+  defaults.steps = 7;  // the section's defaults, not the struct's
+  const auto section = qexp::settings_section<s>(defaults)
+                           .field("steps", &s::steps, qexp::schema_node::of(qexp::value_kind::integer, "n").at_least(1))
+                           .field("rate", &s::rate, qexp::schema_node::of(qexp::value_kind::number, "r"))
+                           .field("on", &s::on, qexp::schema_node::of(qexp::value_kind::boolean, "b"))
+                           .field("name", &s::name, qexp::schema_node::of(qexp::value_kind::string, "s"))
+                           .field("file", &s::file, qexp::schema_node::of(qexp::value_kind::string, "f"));
+  const qexp::schema_node schema = section.schema();
+  ASSERT_EQ(schema.fields.size(), 5u);
+  EXPECT_EQ(schema.field("steps")->default_value->as<std::int64_t>(), 7);
+  EXPECT_EQ(schema.field("rate")->default_value->as<double>(), 0.5);
+  EXPECT_EQ(schema.field("file")->default_value->as<std::string>(), "");
+
+  qexp::config_source source;
+  const YAML::Node resolved = qexp::resolve_config(YAML::Load("{rate: 0.25, file: a/b.txt}"), schema, source);
+  const sample_settings read = section.read(resolved);
+  EXPECT_EQ(read.steps, 7);
+  EXPECT_EQ(read.rate, 0.25);
+  EXPECT_TRUE(read.on);
+  EXPECT_EQ(read.name, "x");
+  EXPECT_EQ(read.file, std::filesystem::path("a/b.txt"));
+  // The field's checks are the schema's: a bound stays a bound.
+  EXPECT_THROW(qexp::resolve_config(YAML::Load("{steps: 0}"), schema, source), config_error);
 }
