@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 #include <stdexcept>
+#include <string>
 
 namespace qexp {
 
@@ -47,6 +48,27 @@ paired_accuracy_stats compare_accuracy(const std::vector<bool>& baseline, const 
   out.ci_low = at(0.025);
   out.ci_high = at(0.975);
   return out;
+}
+
+double expected_calibration_error(const std::vector<double>& confidence, const std::vector<bool>& right, int bins) {
+  if (confidence.size() != right.size())
+    throw std::invalid_argument("expected_calibration_error: " + std::to_string(confidence.size()) + " confidences but " +
+                                std::to_string(right.size()) + " outcomes");
+  if (bins < 1) throw std::invalid_argument("expected_calibration_error: bins must be at least 1");
+  if (confidence.empty()) return 0;
+  std::vector<double> confidence_sum(bins, 0.0), right_count(bins, 0.0), count(bins, 0.0);
+  for (std::size_t i = 0; i < confidence.size(); ++i) {
+    // Bins are (lo, hi], the first one [0, 1 / bins]: a confidence of exactly 1 is in the last.
+    const int b = std::clamp(static_cast<int>(std::ceil(confidence[i] * bins)) - 1, 0, bins - 1);
+    confidence_sum[b] += confidence[i];
+    right_count[b] += right[i] ? 1.0 : 0.0;
+    count[b] += 1.0;
+  }
+  double ece = 0;
+  for (int b = 0; b < bins; ++b) {
+    if (count[b] > 0) ece += std::abs(right_count[b] - confidence_sum[b]) / static_cast<double>(confidence.size());
+  }
+  return ece;
 }
 
 }  // namespace qexp

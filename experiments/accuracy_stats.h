@@ -26,4 +26,10 @@ paired_accuracy_stats compare_accuracy(const std::vector<bool>& baseline, const 
 // Two-sided exact McNemar p-value: 2 * P(X <= min(b, c)) for X ~ Binomial(b + c, 1/2), at most 1.
 double mcnemar_exact_p(std::int64_t b, std::int64_t c);
 
+// Expected calibration error (Guo et al. 2017): the sentences binned by confidence (the predicted
+// class's probability) into `bins` equal-width bins of [0, 1]; the sum over bins of the bin's
+// share of sentences times |its accuracy - its mean confidence|. 0 for a model whose confidence
+// is its accuracy; quantization can change it while leaving the accuracy alone.
+double expected_calibration_error(const std::vector<double>& confidence, const std::vector<bool>& right, int bins = 15);
+
 }  // namespace qexp

@@ -129,6 +129,10 @@ results::accuracy_section compare_predictions(const at::Tensor& probs, const at:
   out.agreement_with_fp32 = predicted.eq(baseline_predicted).to(at::kDouble).mean().item<double>();
   out.mean_kl_vs_fp32 = kl;
   out.max_abs_dp_vs_fp32 = (probs - baseline_probs).abs().max().item<double>();
+  const auto confidence = std::get<0>(probs.max(1)).contiguous();
+  out.expected_calibration_error = expected_calibration_error(
+      std::vector<double>(confidence.data_ptr<double>(), confidence.data_ptr<double>() + confidence.numel()),
+      std::vector<bool>(right.data_ptr<bool>(), right.data_ptr<bool>() + right.numel()));
   return out;
 }
 

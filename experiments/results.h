@@ -91,6 +91,7 @@ struct accuracy_section {
   std::optional<double> mcnemar_p;
   std::optional<std::int64_t> sentences_only_fp32_right, sentences_only_this_right;
   std::optional<double> agreement_with_fp32, mean_kl_vs_fp32, max_abs_dp_vs_fp32;
+  std::optional<double> expected_calibration_error;  // of this model's confidences (15 bins)
   std::optional<double> logits_sqnr_db;  // sensitivity and autotune: the logits against fp32's
   std::optional<double> probe_total_abs_dp;
   std::optional<std::vector<double>> probe_probabilities;
@@ -101,7 +102,8 @@ struct accuracy_section {
     v("mcnemar_p", s.mcnemar_p), v("sentences_only_fp32_right", s.sentences_only_fp32_right);
     v("sentences_only_this_right", s.sentences_only_this_right), v("agreement_with_fp32", s.agreement_with_fp32);
     v("mean_kl_vs_fp32", s.mean_kl_vs_fp32), v("max_abs_dp_vs_fp32", s.max_abs_dp_vs_fp32);
-    v("logits_sqnr_db", s.logits_sqnr_db), v("probe_total_abs_dp", s.probe_total_abs_dp);
+    v("expected_calibration_error", s.expected_calibration_error), v("logits_sqnr_db", s.logits_sqnr_db);
+    v("probe_total_abs_dp", s.probe_total_abs_dp);
     v("probe_probabilities", s.probe_probabilities);
   }
 };

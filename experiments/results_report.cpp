@@ -421,7 +421,7 @@ std::string results_csv(const std::vector<json>& runs) {
     header.push_back("dataset_mean_tokens" + setting_suffix(k));
   }
   for (const char* h : {"speedup", "accuracy", "accuracy_delta", "agreement", "mean_kl", "max_abs_dp",
-                        "probe_total_abs_dp", "worst_layer", "worst_sqnr_db", "error"}) {
+                        "expected_calibration_error", "probe_total_abs_dp", "worst_layer", "worst_sqnr_db", "error"}) {
     header.push_back(h);
   }
 
@@ -452,7 +452,7 @@ std::string results_csv(const std::vector<json>& runs) {
     cells.push_back(row.headline_probe ? csv_number(row.headline_probe->speedup_vs_fp32) : "");
     const results::accuracy_section a = r.accuracy.value_or(results::accuracy_section());
     for (const auto& v : {a.accuracy, a.accuracy_delta_vs_fp32, a.agreement_with_fp32, a.mean_kl_vs_fp32,
-                          a.max_abs_dp_vs_fp32, a.probe_total_abs_dp})
+                          a.max_abs_dp_vs_fp32, a.expected_calibration_error, a.probe_total_abs_dp})
       cells.push_back(csv_number(v));
     cells.push_back(row.worst_layer);
     cells.push_back(row.worst_sqnr_db ? json(*row.worst_sqnr_db).dump() : "");
@@ -739,8 +739,8 @@ run_view run_view_of(const json& run, const std::vector<result_row>& rows, std::
   }
 
   v.accuracy.header = {"scheme", "sentences", "accuracy", "delta pp", "95% CI pp", "McNemar p", "agreement",
-                       "mean KL", "max |dp|", "probe sum |dp|"};
-  v.accuracy.numeric = {false, true, true, true, true, true, true, true, true, true};
+                       "mean KL", "max |dp|", "ECE", "probe sum |dp|"};
+  v.accuracy.numeric = {false, true, true, true, true, true, true, true, true, true, true};
   for (const result_row* r : mine) {
     if (!r->result.accuracy) continue;
     const results::accuracy_section& a = *r->result.accuracy;
@@ -749,7 +749,7 @@ run_view run_view_of(const json& run, const std::vector<result_row>& rows, std::
                                ci ? "[" + format_points((*ci)[0]) + ", " + format_points((*ci)[1]) + "]" : "-",
                                fixed(a.mcnemar_p, 3), format_percent(a.agreement_with_fp32),
                                fixed(a.mean_kl_vs_fp32, 6), fixed(a.max_abs_dp_vs_fp32, 4),
-                               fixed(a.probe_total_abs_dp, 4)});
+                               fixed(a.expected_calibration_error, 4), fixed(a.probe_total_abs_dp, 4)});
   }
 
   std::vector<result_row> sized;

@@ -71,4 +71,15 @@ TEST(accuracy_stats, mismatched_lengths_are_an_error) {
   EXPECT_THROW(qexp::compare_accuracy({true}, {true, false}, 0), std::invalid_argument);
 }
 
+TEST(accuracy_stats, expected_calibration_error_by_hand) {
+  // Two bins, [0, 0.5] and (0.5, 1]. Bin 2 holds 0.6, 0.8, 1.0 (2 of 3 right: |2 - 2.4| = 0.4);
+  // bin 1 holds 0.5 (wrong: |0 - 0.5| = 0.5). ECE = (0.4 + 0.5) / 4.
+  EXPECT_NEAR(qexp::expected_calibration_error({0.6, 0.8, 1.0, 0.5}, {true, false, true, false}, 2), 0.9 / 4, 1e-12);
+  // Confidence equal to accuracy in every bin: 0.
+  EXPECT_NEAR(qexp::expected_calibration_error({0.75, 0.75, 0.75, 0.75}, {true, true, true, false}), 0.0, 1e-12);
+  // Certain and always wrong: 1.
+  EXPECT_NEAR(qexp::expected_calibration_error({1.0, 1.0}, {false, false}), 1.0, 1e-12);
+  EXPECT_THROW(qexp::expected_calibration_error({0.5}, {true, false}), std::invalid_argument);
+}
+
 }  // namespace
