@@ -15,7 +15,7 @@
 #include "qexp/config_schema.h"
 #include "qexp/errors.h"
 #include "qexp/input_file.h"
-#include "qexp/suggest.h"
+#include "qexp/settings_section.h"
 #include "results.h"
 #include "results_report.h"
 
@@ -75,58 +75,43 @@ std::vector<std::pair<std::string, YAML::Node>> axis_lists(const fs::path& file,
   return out;
 }
 
-std::string required_string(const fs::path& file, const YAML::Node& node, const std::string& key) {
-  if (!node.IsScalar()) throw config_error(where(file, node) + ": sweep." + key + " must be a string");
-  return node.as<std::string>();
+// sweep.slurm, declared once: its keys, checks, help and defaults (slurm_settings' own).
+const settings_section<slurm_settings>& slurm_section() {
+  using s = slurm_settings;
+  static const auto section =
+      settings_section<s>()
+          .field("partition", &s::partition, schema_node::of(value_kind::string, "the partition; empty: the cluster's default"))
+          .field("time", &s::time, schema_node::of(value_kind::string, "time limit per point (array task)"))
+          .field("cpus_per_task", &s::cpus_per_task, schema_node::of(value_kind::integer, "cores per point").at_least(1))
+          .field("mem", &s::mem, schema_node::of(value_kind::string, "memory per point, e.g. 4G; empty: the cluster's default"))
+          .field("extra", &s::extra,
+                 schema_node::list_of(schema_node::of(value_kind::string),
+                                      "more sbatch options: \"--qos=short\" or \"#SBATCH --qos=short\""))
+          .field("setup", &s::setup,
+                 schema_node::list_of(schema_node::of(value_kind::string),
+                                      "shell lines run before qexp in each task (module load ...)"))
+          .field("qexp", &s::qexp,
+                 schema_node::of(value_kind::string, "the qexp binary on the compute nodes; empty: the one that submits"))
+          .field("max_parallel", &s::max_parallel,
+                 schema_node::of(value_kind::integer, "at most N points at once (--array=...%N); 0: no limit").at_least(0));
+  return section;
 }
 
-std::vector<std::string> string_list(const fs::path& file, const YAML::Node& node, const std::string& key) {
-  std::vector<std::string> out;
-  if (node.IsScalar()) {
-    out.push_back(node.as<std::string>());
-  } else if (node.IsSequence()) {
-    for (const auto& item : node) out.push_back(required_string(file, item, key));
-  } else if (!node.IsNull()) {
-    throw config_error(where(file, node) + ": sweep." + key + " must be a list of strings");
-  }
-  return out;
+}  // namespace
+
+// The axes are maps of config keys to lists of values (checked by axis_lists, and each point
+// against its kind's own schema), the rest plain keys.
+schema_node sweep_schema() {
+  return schema_node::map_of({
+      {"name", schema_node::of(value_kind::string, "the sweep's folder under the output root; default: the config's name")
+                   .as_folder_name()},
+      {"grid", schema_node::of(value_kind::free_map, "config key: list of values; every combination is a point")},
+      {"zip", schema_node::of(value_kind::free_map, "config key: list of values, all moving in lock-step")},
+      {"slurm", slurm_section().schema("the job array's #SBATCH header")},
+  }, "what one config varies and how its points run (`qexp sweep`)");
 }
 
-slurm_settings parse_slurm(const fs::path& file, const YAML::Node& node) {
-  slurm_settings s;
-  if (!node || node.IsNull()) return s;
-  if (!node.IsMap()) throw config_error(where(file, node) + ": sweep.slurm must be a map (partition, time, ...)");
-  const std::vector<std::string> known = {"partition", "time", "cpus_per_task", "mem", "extra", "setup", "qexp",
-                                          "max_parallel"};
-  for (const auto& entry : node) {
-    const std::string key = entry.first.as<std::string>();
-    const YAML::Node value = entry.second;
-    const std::string full = "slurm." + key;
-    if (key == "partition") s.partition = required_string(file, value, full);
-    else if (key == "time") s.time = required_string(file, value, full);
-    else if (key == "mem") s.mem = required_string(file, value, full);
-    else if (key == "qexp") s.qexp = required_string(file, value, full);
-    else if (key == "extra") s.extra = string_list(file, value, full);
-    else if (key == "setup") s.setup = string_list(file, value, full);
-    else if (key == "cpus_per_task" || key == "max_parallel") {
-      int n = 0;
-      try {
-        n = value.as<int>();
-      } catch (const YAML::Exception&) {
-        throw config_error(where(file, value) + ": sweep." + full + " must be a positive integer, found '" +
-                           flow_yaml(value) + "'");
-      }
-      if (n < 1)
-        throw config_error(where(file, value) + ": sweep." + full + " must be at least 1, found " + std::to_string(n));
-      if (key == "cpus_per_task") s.cpus_per_task = n;
-      else s.max_parallel = std::to_string(n);
-    } else {
-      throw config_error(where(file, entry.first) + ": unknown key sweep.slurm." + key + did_you_mean(key, known) +
-                         " (known: partition, time, cpus_per_task, mem, extra, setup, qexp, max_parallel)");
-    }
-  }
-  return s;
-}
+namespace {
 
 // Resolves one point exactly as `qexp run FILE --set ...` would, with the sweep section removed.
 YAML::Node resolve_point(const fs::path& file, const std::vector<std::string>& overrides) {
@@ -183,14 +168,13 @@ sweep_plan expand_sweep(const fs::path& config_file, const std::vector<std::stri
                        ": no top-level 'sweep:' section (a sweep file lists the keys it varies under sweep.grid "
                        "and/or sweep.zip; for a single experiment use `qexp run`)");
   const YAML::Node sweep = document["sweep"];
-  if (!sweep.IsMap()) throw config_error(where(config_file, sweep) + ": 'sweep' must be a map (name, grid, zip, slurm)");
-  const std::vector<std::string> known = {"name", "grid", "zip", "slurm"};
-  for (const auto& entry : sweep) {
-    const std::string key = entry.first.as<std::string>();
-    if (std::find(known.begin(), known.end(), key) == known.end())
-      throw config_error(where(config_file, entry.first) + ": unknown key sweep." + key + did_you_mean(key, known) +
-                         " (known: name, grid, zip, slurm)");
-  }
+  // The section's own keys go through its schema, as every config key does (the experiment's keys
+  // are each point's, below).
+  YAML::Node sweep_only(YAML::NodeType::Map);
+  sweep_only["sweep"] = sweep;
+  whole_source.document = sweep_only;
+  const YAML::Node settings =
+      resolve_config(sweep_only, schema_node::map_of({{"sweep", sweep_schema()}}), whole_source)["sweep"];
 
   // Point overrides exclude --set sweep.*: those shaped the expansion, not the experiment.
   std::vector<std::string> experiment_overrides;
@@ -198,17 +182,14 @@ sweep_plan expand_sweep(const fs::path& config_file, const std::vector<std::stri
     if (o.rfind("sweep.", 0) != 0 && o.rfind("sweep=", 0) != 0) experiment_overrides.push_back(o);
 
   const YAML::Node base = resolve_point(config_file, experiment_overrides);
-  plan.name = sweep["name"] ? required_string(config_file, sweep["name"], "name") : base["name"].as<std::string>();
-  if (plan.name.empty() || plan.name.find('/') != std::string::npos || plan.name == "." || plan.name == "..")
-    throw config_error(where(config_file, sweep["name"] ? sweep["name"] : sweep) + ": sweep name '" + plan.name +
-                       "' must be a non-empty folder name without '/'");
+  plan.name = (settings["name"] ? settings["name"] : base["name"]).as<std::string>();
   fs::path root = out_root;
   if (root.empty()) {
     const YAML::Node dir = base["output"] && base["output"]["dir"] ? base["output"]["dir"] : YAML::Node();
     root = dir && dir.IsScalar() ? fs::path(dir.as<std::string>()) : fs::path("runs");
   }
   plan.dir = fs::absolute(root / plan.name).lexically_normal();
-  plan.slurm = parse_slurm(config_file, sweep["slurm"]);
+  plan.slurm = slurm_section().read(settings["slurm"]);
 
   std::vector<axis> axes;
   std::set<std::string> seen;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "qexp/config_schema.h"
 #include "qexp/shell.h"  // run_shell and shell_quote, which the Slurm executor uses
 
 namespace qexp {
@@ -38,7 +39,7 @@ struct slurm_settings {
   std::vector<std::string> extra;        // more sbatch options, "--qos=short" or "#SBATCH --qos=short"
   std::vector<std::string> setup;        // shell lines run before qexp in each task (module load ...)
   std::string qexp;                      // the qexp binary on the compute nodes; empty: this one
-  std::string max_parallel;              // "%N" suffix of --array: at most N points at once
+  int max_parallel = 0;                  // "%N" suffix of --array: at most N points at once; 0: no limit
 };
 
 struct sweep_plan {
@@ -50,6 +51,9 @@ struct sweep_plan {
   std::vector<sweep_point> points;
   slurm_settings slurm;
 };
+
+// The `sweep:` section's schema (name, grid, zip, slurm): its checks, defaults and docs.
+schema_node sweep_schema();
 
 // Stable short id of a resolved config: 10 hex digits of the 64-bit FNV-1a hash of
 // to_yaml_text(resolved). Equal configs get equal ids, whatever overrides produced them.

@@ -206,7 +206,7 @@ std::string slurm_script(const sweep_plan& plan, const std::vector<std::size_t>&
     << "# Written by `qexp sweep " << plan.config_file.string() << " --executor slurm`: one array task per sweep\n"
     << "# point (array index = point index), each a `qexp run` of the point's resolved config.\n"
     << "#SBATCH --job-name=" << shell_quote("qexp-" + plan.name) << "\n"
-    << "#SBATCH --array=" << index_ranges(selected) << (plan.slurm.max_parallel.empty() ? "" : "%" + plan.slurm.max_parallel)
+    << "#SBATCH --array=" << index_ranges(selected) << (plan.slurm.max_parallel > 0 ? "%" + std::to_string(plan.slurm.max_parallel) : "")
     << "\n"
     << "#SBATCH --output=" << (plan.dir / "slurm-%A_%a.out").string() << "\n"
     << "#SBATCH --time=" << plan.slurm.time << "\n"

@@ -158,8 +158,20 @@ TEST(sweep, malformed_sweep_sections_are_config_errors) {
   EXPECT_NE(expect_config_error(write_sweep(dir, "c", "sweep:\n  grid: {}\n")).find("varies nothing"), std::string::npos);
   EXPECT_NE(expect_config_error(write_sweep(dir, "d", "sweep:\n  grid:\n    data.limit: [8, 8]\n")).find("same config"),
             std::string::npos);
-  EXPECT_NE(expect_config_error(write_sweep(dir, "e", "sweep:\n  grid:\n    data.limit: [8]\n  slurm: { cpus: 2 }\n"))
-                .find("sweep.slurm.cpus"),
+  // The section's keys go through the schema, with its messages: file:line:column and a suggestion.
+  const std::string unknown =
+      expect_config_error(write_sweep(dir, "e", "sweep:\n  grid:\n    data.limit: [8]\n  slurm: { cpus: 2 }\n"));
+  EXPECT_NE(unknown.find("unknown key 'cpus' at "), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("e.yaml:"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("(known: partition, time, cpus_per_task, mem, extra, setup, qexp, max_parallel)"),
+            std::string::npos)
+      << unknown;
+  const std::string negative = expect_config_error(
+      write_sweep(dir, "f", "sweep:\n  grid:\n    data.limit: [8]\n  slurm: { max_parallel: -1 }\n"));
+  EXPECT_NE(negative.find("expected an integer >= 0"), std::string::npos) << negative;
+  EXPECT_NE(negative.find("(key 'sweep.slurm.max_parallel')"), std::string::npos) << negative;
+  EXPECT_NE(expect_config_error(write_sweep(dir, "g", "sweep:\n  name: ../x\n  grid:\n    data.limit: [8]\n"))
+                .find("(key 'sweep.name')"),
             std::string::npos);
   const fs::path plain = dir.path() / "plain.yaml";
   write_file(plain, base_config("plain"));

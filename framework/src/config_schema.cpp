@@ -207,6 +207,64 @@ YAML::Node load_yaml_file(const fs::path& file) {
 
 namespace {
 
+std::string number_text(double v) {
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+
+}  // namespace
+
+std::string expected_value(const schema_node& s) {
+  std::string range;
+  if (s.min && s.max) range = " in [" + number_text(*s.min) + ", " + number_text(*s.max) + "]";
+  else if (s.min) range = " >= " + number_text(*s.min);
+  else if (s.max) range = " <= " + number_text(*s.max);
+  switch (s.kind) {
+    case value_kind::integer: return "an integer" + range;
+    case value_kind::number: return "a number" + range;
+    case value_kind::boolean: return "true or false";
+    case value_kind::choice: {
+      std::string all;
+      for (const auto& c : s.choices) all += (all.empty() ? "" : ", ") + c;
+      return "one of " + all;
+    }
+    case value_kind::path:
+    case value_kind::data_path: return "a path";
+    default: return "a string";
+  }
+}
+
+std::string unmet_expectation(const schema_node& s, const std::string& text) {
+  const auto in_range = [&](double v) { return !(s.min && v < *s.min) && !(s.max && v > *s.max); };
+  switch (s.kind) {
+    case value_kind::boolean:
+      return text == "true" || text == "false" ? "" : expected_value(s);
+    case value_kind::integer: {
+      errno = 0;
+      char* end = nullptr;
+      const long long v = std::strtoll(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || errno == ERANGE) return expected_value(s);
+      if (!s.wide && (v < INT_MIN || v > INT_MAX))
+        return expected_value(s) + " (a 32-bit integer: at most " + std::to_string(INT_MAX) + ")";
+      return in_range(static_cast<double>(v)) ? "" : expected_value(s);
+    }
+    case value_kind::number: {
+      errno = 0;
+      char* end = nullptr;
+      const double v = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v)) return expected_value(s);
+      return in_range(v) ? "" : expected_value(s);
+    }
+    case value_kind::choice:
+      return std::find(s.choices.begin(), s.choices.end(), text) != s.choices.end() ? "" : expected_value(s);
+    default:
+      return "";
+  }
+}
+
+namespace {
+
 // The --set that wrote `key`, a parent of it, or (for keys it created) a child of it.
 std::string override_location(const config_source& source, const std::string& key) {
   for (const auto& [path, text] : source.overrides)
@@ -254,6 +312,9 @@ class resolver {
       case value_kind::map: return resolve_map(in, s, key, parent);
       case value_kind::list: return resolve_list(in, s, key, parent);
       case value_kind::scalar_map: return resolve_scalar_map(in, key, parent);
+      case value_kind::free_map:
+        if (!in.IsMap()) fail("expected a map", key, in, ", got " + describe(in));
+        return YAML::Clone(in);
       default: return resolve_scalar(in, s, key, parent);
     }
   }
@@ -292,9 +353,14 @@ class resolver {
     if (in && in.IsMap()) {
       for (const auto& entry : in) {
         const std::string name = entry.first.as<std::string>();
-        if (!s.field(name))
-          throw config_error("unknown key '" + name + "' at " + where(join(key, name), entry.first) +
-                             did_you_mean(name, names));
+        if (!s.field(name)) {
+          std::string hint = did_you_mean(name, names);
+          if (hint.empty()) {  // nothing close: say what the map takes
+            for (const auto& n : names) hint += (hint.empty() ? " (known: " : ", ") + n;
+            if (!hint.empty()) hint += ")";
+          }
+          throw config_error("unknown key '" + name + "' at " + where(join(key, name), entry.first) + hint);
+        }
       }
     }
     const YAML::Node& anchor = (in && in.IsMap()) ? in : parent;
@@ -352,7 +418,7 @@ class resolver {
   }
 
   YAML::Node resolve_scalar(const YAML::Node& in, const schema_node& s, const std::string& key, const YAML::Node&) {
-    if (!in.IsScalar()) fail("expected " + expected(s), key, in, ", got " + describe(in));
+    if (!in.IsScalar()) fail("expected " + expected_value(s), key, in, ", got " + describe(in));
     const std::string text = in.as<std::string>();
     switch (s.kind) {
       case value_kind::string:
@@ -361,68 +427,23 @@ class resolver {
                ", got '" + text + "'");
         return YAML::Node(text);
       case value_kind::boolean:
-        if (text == "true" || text == "false") return YAML::Node(text == "true");
-        fail("expected true or false", key, in, ", got '" + text + "'");
-      case value_kind::integer: {
-        errno = 0;
-        char* end = nullptr;
-        const long long v = std::strtoll(text.c_str(), &end, 10);
-        if (text.empty() || *end != '\0' || errno == ERANGE) fail("expected " + expected(s), key, in, ", got '" + text + "'");
-        if (!s.wide && (v < INT_MIN || v > INT_MAX))
-          fail("expected " + expected(s) + " (a 32-bit integer: at most " + std::to_string(INT_MAX) + ")", key, in,
-               ", got '" + text + "'");
-        check_range(static_cast<double>(v), s, key, in, text);
-        return YAML::Node(v);
+      case value_kind::integer:
+      case value_kind::number:
+      case value_kind::choice: {
+        const std::string unmet = unmet_expectation(s, text);
+        if (!unmet.empty())
+          fail("expected " + unmet, key, in,
+               ", got '" + text + "'" + (s.kind == value_kind::choice ? did_you_mean(text, s.choices) : ""));
+        if (s.kind == value_kind::boolean) return YAML::Node(text == "true");
+        if (s.kind == value_kind::integer) return YAML::Node(std::strtoll(text.c_str(), nullptr, 10));
+        if (s.kind == value_kind::number) return YAML::Node(std::strtod(text.c_str(), nullptr));
+        return YAML::Node(text);
       }
-      case value_kind::number: {
-        errno = 0;
-        char* end = nullptr;
-        const double v = std::strtod(text.c_str(), &end);
-        if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
-          fail("expected " + expected(s), key, in, ", got '" + text + "'");
-        check_range(v, s, key, in, text);
-        return YAML::Node(v);
-      }
-      case value_kind::choice:
-        for (const auto& c : s.choices)
-          if (c == text) return YAML::Node(text);
-        fail("expected " + expected(s), key, in, ", got '" + text + "'" + did_you_mean(text, s.choices));
       case value_kind::path:
       case value_kind::data_path:
         return YAML::Node(resolve_path(text, s, key, in).string());
       default:
         fail("unsupported schema kind", key, in);
-    }
-  }
-
-  void check_range(double v, const schema_node& s, const std::string& key, const YAML::Node& in,
-                   const std::string& text) const {
-    if ((s.min && v < *s.min) || (s.max && v > *s.max)) fail("expected " + expected(s), key, in, ", got '" + text + "'");
-  }
-
-  static std::string number_text(double v) {
-    std::ostringstream o;
-    o << v;
-    return o.str();
-  }
-
-  static std::string expected(const schema_node& s) {
-    std::string range;
-    if (s.min && s.max) range = " in [" + number_text(*s.min) + ", " + number_text(*s.max) + "]";
-    else if (s.min) range = " >= " + number_text(*s.min);
-    else if (s.max) range = " <= " + number_text(*s.max);
-    switch (s.kind) {
-      case value_kind::integer: return "an integer" + range;
-      case value_kind::number: return "a number" + range;
-      case value_kind::boolean: return "true or false";
-      case value_kind::choice: {
-        std::string all;
-        for (const auto& c : s.choices) all += (all.empty() ? "" : ", ") + c;
-        return "one of " + all;
-      }
-      case value_kind::path:
-      case value_kind::data_path: return "a path";
-      default: return "a string";
     }
   }
 
@@ -606,6 +627,7 @@ std::string kind_name(const schema_node& n) {
     case value_kind::path: return "path";
     case value_kind::data_path: return "data path";
     case value_kind::scalar_map: return "map of options";
+    case value_kind::free_map: return "map";
   }
   return "";
 }
@@ -619,7 +641,9 @@ void markdown_rows(const schema_node& s, const std::string& key, std::ostringstr
       while (!def.empty() && def.back() == '\n') def.pop_back();
       def = "`" + def + "`";
     }
-    out << "| `" << key << "` | " << kind_name(s) << " | " << def << " | " << s.help << " |\n";
+    std::string help;  // a '|' would end the table cell
+    for (const char c : s.help) help += c == '|' ? std::string("\\|") : std::string(1, c);
+    out << "| `" << key << "` | " << kind_name(s) << " | " << def << " | " << help << " |\n";
   }
   if (s.kind == value_kind::map)
     for (const auto& [name, child] : s.fields) markdown_rows(child, key.empty() ? name : key + "." + name, out);

@@ -21,18 +21,6 @@ float_backend default_float_backend() { return float_backend::onednn; }
 
 namespace {
 
-// A wrong width is an input error (exit 4), as in every plugin's Linear.
-at::Tensor as_matrix(const at::Tensor& x, int64_t in_features) {
-  check_input_width(x, in_features, "float Linear");
-  return x.reshape({-1, in_features}).contiguous();
-}
-
-std::vector<int64_t> output_shape(const at::Tensor& x, int64_t out_features) {
-  auto shape = x.sizes().vec();
-  shape.back() = out_features;
-  return shape;
-}
-
 class float_linear_base : public packed_linear {
  public:
   explicit float_linear_base(const layer& l)
@@ -58,9 +46,9 @@ class blas_linear final : public float_linear_base {
   explicit blas_linear(const layer& l) : float_linear_base(l), weight_t_(weight_.t()) {}
 
   at::Tensor forward(const at::Tensor& x) override {
-    auto x2 = as_matrix(x, weight_.size(1));
-    auto y = bias_.defined() ? at::addmm(bias_, x2, weight_t_) : at::mm(x2, weight_t_);
-    return y.view(output_shape(x, weight_.size(0)));
+    const auto in = linear_input_of(x, weight_.size(1), weight_.size(0), "float Linear");
+    auto y = bias_.defined() ? at::addmm(bias_, in.rows, weight_t_) : at::mm(in.rows, weight_t_);
+    return y.view(in.out_shape);
   }
 
  private:
@@ -102,11 +90,12 @@ class onednn_linear final : public float_linear_base {
 
   at::Tensor forward(const at::Tensor& x) override {
     const int64_t k = weight_.size(1), n = weight_.size(0);
-    auto x2 = as_matrix(x, k);
-    const int64_t m = x2.size(0);
+    const auto in = linear_input_of(x, k, n, "float Linear");
+    const at::Tensor& x2 = in.rows;
+    const int64_t m = in.m();
     auto y = at::empty({m, n}, x2.options());
     // oneDNN divides by the row count while creating a primitive: no rows, nothing to compute.
-    if (m == 0) return y.view(output_shape(x, n));
+    if (m == 0) return y.view(in.out_shape);
     std::lock_guard<std::mutex> lock(mutex_);  // the cache and the stream are per layer
     auto& entry = primitive_for(m);
     dnnl::memory src(entry.src_md, engine_, x2.data_ptr());
@@ -118,7 +107,7 @@ class onednn_linear final : public float_linear_base {
     if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, bias_mem_);
     entry.matmul.execute(stream_, args);
     stream_.wait();
-    return y.view(output_shape(x, n));
+    return y.view(in.out_shape);
   }
 
  private:

@@ -155,37 +155,18 @@ std::string canonical_option_value(const option_spec& o, const std::string& valu
     if (is_default) throw plugin_error(message);
     throw config_error(message);
   };
-  auto check_range = [&](double v, const std::string& expected) {
-    if ((o.min && v < std::strtod(o.min, nullptr)) || (o.max && v > std::strtod(o.max, nullptr)))
-      fail(expected + (o.min && o.max ? " in " : " ") + option_range_text(o));
-  };
   switch (o.type) {
     case option_type::boolean:
-      if (value == "true" || value == "false") return value;
-      return fail("a boolean (true or false)");
-    case option_type::integer: {
-      errno = 0;
-      char* end = nullptr;
-      long long v = std::strtoll(value.c_str(), &end, 10);
-      if (value.empty() || *end != '\0' || errno == ERANGE) return fail("an integer");
-      check_range(static_cast<double>(v), "an integer");
-      return std::to_string(v);
-    }
-    case option_type::number: {
-      errno = 0;
-      char* end = nullptr;
-      const double v = std::strtod(value.c_str(), &end);
-      if (value.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v)) return fail("a finite number");
-      check_range(v, "a number");
-      return value;
+    case option_type::integer:
+    case option_type::number:
+    case option_type::choice: {
+      const schema_node node = option_schema(o);
+      const std::string unmet = unmet_expectation(node, value);
+      if (!unmet.empty()) return fail(unmet, o.type == option_type::choice ? did_you_mean(value, node.choices) : "");
+      return o.type == option_type::integer ? std::to_string(std::strtoll(value.c_str(), nullptr, 10)) : value;
     }
     case option_type::string:
       return value;
-    case option_type::choice: {
-      auto choices = option_choices(o);
-      if (std::find(choices.begin(), choices.end(), value) != choices.end()) return value;
-      return fail("one of " + std::string(o.choices), did_you_mean(value, choices));
-    }
     case option_type::path: {
       if (value.empty()) return value;  // not set
       fs::path p(value);
@@ -225,11 +206,24 @@ std::vector<std::string> option_choices(const option_spec& spec) {
   return out;
 }
 
-std::string option_range_text(const option_spec& o) {
-  if (o.min && o.max) return std::string("[") + o.min + ", " + o.max + "]";
-  if (o.min) return std::string(">= ") + o.min;
-  if (o.max) return std::string("<= ") + o.max;
-  return "";
+schema_node option_schema(const option_spec& o) {
+  static const std::map<option_type, value_kind> kinds = {
+      {option_type::boolean, value_kind::boolean}, {option_type::integer, value_kind::integer},
+      {option_type::number, value_kind::number},   {option_type::string, value_kind::string},
+      {option_type::choice, value_kind::choice},   {option_type::path, value_kind::path}};
+  schema_node node = o.type == option_type::choice ? schema_node::choice_of(option_choices(o), o.help)
+                                                   : schema_node::of(kinds.at(o.type), o.help);
+  if (o.type == option_type::integer) node.wide_integer();  // option_values::get_int reads 64 bits
+  if (o.min) node.at_least(std::strtod(o.min, nullptr));
+  if (o.max) node.at_most(std::strtod(o.max, nullptr));
+  node.with_default(YAML::Node(std::string(o.default_value)));
+  return node;
+}
+
+schema_node options_schema(const qexp_plugin_info& info) {
+  std::vector<std::pair<std::string, schema_node>> fields;
+  for (std::size_t i = 0; i < info.n_options; ++i) fields.emplace_back(info.options[i].name, option_schema(info.options[i]));
+  return schema_node::map_of(std::move(fields), info.summary);
 }
 
 std::map<std::string, std::string> parse_option_list(const std::string& text, const std::string& who) {

@@ -189,13 +189,10 @@ class dynamic_int8_linear final : public packed_linear {
 
   at::Tensor forward(const at::Tensor& x) override {
     const int64_t k = w_int8_.size(1), n = w_int8_.size(0);
-    check_input_width(x, k, "dynamic-int8");
-    auto x2 = x.reshape({-1, k}).to(at::kFloat).contiguous();
-    auto shape = x.sizes().vec();
-    shape.back() = n;
-    if (x2.size(0) == 0) return at::empty(shape, x2.options());
-    at::Tensor y = uses_reference_kernel(settings_) ? forward_reference(x2) : forward_libtorch(x2);
-    return y.view(shape);
+    const auto in = linear_input_of(x, k, n, "dynamic-int8");
+    if (in.m() == 0) return at::empty(in.out_shape, in.rows.options());
+    at::Tensor y = uses_reference_kernel(settings_) ? forward_reference(in.rows) : forward_libtorch(in.rows);
+    return y.view(in.out_shape);
   }
 
   std::size_t packed_bytes() const override {

@@ -76,12 +76,11 @@ class int4_linear final : public packed_linear {
   }
 
   at::Tensor forward(const at::Tensor& x) override {
-    check_input_width(x, k_, "int4");
-    auto x2 = x.reshape({-1, k_}).to(at::kFloat).contiguous();
+    const auto in = linear_input_of(x, k_, n_, "int4");
+    at::Tensor x2 = in.rows;
     if (input_scale_.defined()) x2 = (x2 / input_scale_).contiguous();
-    const std::int64_t m = x2.size(0);
-    auto shape = x.sizes().vec();
-    shape.back() = n_;
+    const std::int64_t m = in.m();
+    const auto& shape = in.out_shape;
     if (float_) return float_->forward(x2).view(shape);
     auto y = at::empty({m, n_}, x2.options());
     if (m == 0) return y.view(shape);

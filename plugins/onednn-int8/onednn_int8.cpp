@@ -73,13 +73,11 @@ class onednn_int8_linear final : public packed_linear {
   }
 
   at::Tensor forward(const at::Tensor& x) override {
-    check_input_width(x, k_, "onednn-int8");
-    auto x2 = x.reshape({-1, k_}).to(at::kFloat).contiguous();
-    const int64_t m = x2.size(0);
-    auto shape = x.sizes().vec();
-    shape.back() = n_;
+    const auto in = linear_input_of(x, k_, n_, "onednn-int8");
+    const at::Tensor& x2 = in.rows;
+    const int64_t m = in.m();
     auto y = at::empty({m, n_}, x2.options());
-    if (m == 0) return y.view(shape);
+    if (m == 0) return y.view(in.out_shape);
 
     const float* xp = x2.data_ptr<float>();
     thread_local std::vector<uint8_t> q;  // u8 or s8 codes, reused across calls
@@ -133,7 +131,7 @@ class onednn_int8_linear final : public packed_linear {
         dequantize_row(acc + r * n_, n_, params[r].zero_point, w_sum, params[r].scale, w_scale, b);
       }
     });
-    return y.view(shape);
+    return y.view(in.out_shape);
   }
 
   std::size_t packed_bytes() const override {

@@ -153,13 +153,11 @@ class static_int8_linear final : public packed_linear {
   }
 
   at::Tensor forward(const at::Tensor& x) override {
-    check_input_width(x, k_, "static-int8");
-    auto x2 = x.reshape({-1, k_}).to(at::kFloat).contiguous();
-    const int64_t m = x2.size(0);
-    auto shape = x.sizes().vec();
-    shape.back() = n_;
+    const auto in = linear_input_of(x, k_, n_, "static-int8");
+    const at::Tensor& x2 = in.rows;
+    const int64_t m = in.m();
     auto y = at::empty({m, n_}, x2.options());
-    if (m == 0) return y.view(shape);
+    if (m == 0) return y.view(in.out_shape);
 
     // The Linears of a group read one input: the first quantizes it, the next reuse the codes.
     std::shared_ptr<const quantized_input> q = cache_->find(x, member_);
@@ -170,7 +168,7 @@ class static_int8_linear final : public packed_linear {
       cache_->remember(x, member_, std::move(fresh));
     }
     multiply(*q, m, y);
-    return y.view(shape);
+    return y.view(in.out_shape);
   }
 
   std::size_t packed_bytes() const override {

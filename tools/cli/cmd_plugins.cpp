@@ -1,5 +1,6 @@
-// `qexp plugins [--json]`: every plugin on the search path with its options, and whether it can
-// run on this CPU.
+// `qexp plugins [--json | --markdown]`: every plugin on the search path with its options, and
+// whether it can run on this CPU. The Markdown is the option reference (docs/plugin-options.md is
+// this output for the in-tree plugins, and a test keeps the two equal).
 #include <nlohmann/json.hpp>
 
 #include <iomanip>
@@ -45,11 +46,16 @@ void print_text(const qexp::plugin_record& p) {
   std::cout << "\n";
   for (std::size_t i = 0; i < p.info->n_options; ++i) {
     const auto& o = p.info->options[i];
-    std::cout << "  option " << o.name << " (" << qexp::to_string(o.type);
-    if (o.type == qexp::option_type::choice) std::cout << ": " << o.choices;
-    if (!qexp::option_range_text(o).empty()) std::cout << " " << qexp::option_range_text(o);
-    std::cout << ", default " << o.default_value << ")  " << o.help << "\n";
+    std::cout << "  option " << o.name << " (" << qexp::expected_value(qexp::option_schema(o)) << ", default "
+              << o.default_value << ")  " << o.help << "\n";
   }
+}
+
+void print_markdown(const qexp::plugin_record& p) {
+  const std::string title = "plugin: " + std::string(p.info->id);
+  if (p.info->n_options == 0) std::cout << "## " << title << "\n\nNo options.\n";
+  else std::cout << qexp::schema_markdown(qexp::options_schema(*p.info), title);
+  std::cout << "\n" << p.info->summary << "\n\n";
 }
 
 }  // namespace
@@ -57,10 +63,15 @@ void print_text(const qexp::plugin_record& p) {
 QEXP_COMMAND("plugins", "List the quantizer plugins found, their options and whether they run here",
              [](CLI::App& cmd, std::function<int()>& run) {
                auto json = std::make_shared<bool>(false);
+               auto markdown = std::make_shared<bool>(false);
                cmd.add_flag("--json", *json, "Print one JSON document");
-               run = [json] {
+               cmd.add_flag("--markdown", *markdown, "Print the options of each plugin as a Markdown reference")
+                   ->excludes("--json");
+               run = [json, markdown] {
                  auto registry = qexp::cli::discover_plugins();
-                 if (*json) {
+                 if (*markdown) {
+                   for (const auto& p : registry.plugins()) print_markdown(p);
+                 } else if (*json) {
                    nlohmann::json all = nlohmann::json::array();
                    for (const auto& p : registry.plugins()) all.push_back(plugin_json(p));
                    std::cout << all.dump(2) << "\n";

@@ -27,6 +27,7 @@ enum class value_kind {
   path,        // a file or folder, relative paths against the config file's folder
   data_path,   // like path, then also against each folder of the data search path
   scalar_map,  // free-form key -> scalar map (plugin options: the plugin validates them)
+  free_map,    // free-form keys, values kept as written (a sweep's axes: the sweep checks them)
 };
 
 struct schema_node {
@@ -90,6 +91,14 @@ YAML::Node load_yaml_file(const std::filesystem::path& file);
 // Applies "key.path=value" (value parsed as YAML; numeric parts index lists) to `document`, and
 // records each in `source.overrides`.
 void apply_overrides(YAML::Node& document, const std::vector<std::string>& assignments, config_source& source);
+
+// What a value of scalar node `s` must be, with its range or choices: "an integer in [2, 15]",
+// "one of rtn, gptq", "true or false".
+std::string expected_value(const schema_node& s);
+// Empty when `text` reads as a value of `s` (boolean, integer, number or choice: the spelling, the
+// range, the choices, 32 bits unless wide), else what was expected. The one check of a scalar's
+// text, for config keys and plugin options alike; other kinds always pass here.
+std::string unmet_expectation(const schema_node& s, const std::string& text);
 
 // Validates `document` against `schema`; returns the resolved document (defaults filled in,
 // paths absolute). Throws config_error on the first problem.

@@ -14,6 +14,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "qexp/errors.h"
 #include "qexp/plugin_api.h"
@@ -83,6 +84,23 @@ inline void check_input_width(const at::Tensor& x, std::int64_t in_features, con
   if (x.dim() < 1 || width != in_features)
     throw input_error(who + ": input has " + std::to_string(width) + " features in its last dimension; the layer expects " +
                       std::to_string(in_features));
+}
+
+// What every Linear's forward starts with: `x` ([..., in_features], checked by check_input_width)
+// as the contiguous float [m, in_features] matrix the kernels read, and the shape the [m,
+// out_features] result is viewed back to (x's, with out_features last).
+struct linear_input {
+  at::Tensor rows;
+  std::vector<std::int64_t> out_shape;
+  std::int64_t m() const { return rows.size(0); }
+};
+
+inline linear_input linear_input_of(const at::Tensor& x, std::int64_t in_features, std::int64_t out_features,
+                                    const std::string& who) {
+  check_input_width(x, in_features, who);
+  linear_input in{x.reshape({-1, in_features}).to(at::kFloat).contiguous(), x.sizes().vec()};
+  in.out_shape.back() = out_features;
+  return in;
 }
 
 // What packed_table::lookup checks before reading a row: `ids` are int64 (or int32), each in

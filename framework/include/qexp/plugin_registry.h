@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "qexp/config_schema.h"
 #include "qexp/plugin_api.h"
 #include "qexp/site.h"
 
@@ -72,8 +73,11 @@ class plugin_registry {
 const char* to_string(option_type type);
 // The values of a choice option ("per_tensor|per_channel" -> {per_tensor, per_channel}).
 std::vector<std::string> option_choices(const option_spec& spec);
-// "[0, 1]", ">= 8", "<= 4", or "" for an option without bounds.
-std::string option_range_text(const option_spec& spec);
+// The option as a schema node (kind, choices, bounds, default, help): the one reading of an
+// option_spec, for checking values (unmet_expectation), `qexp plugins` and the generated docs.
+schema_node option_schema(const option_spec& spec);
+// A plugin's options as one map schema (docs: schema_markdown).
+schema_node options_schema(const qexp_plugin_info& info);
 // "key=value,key=value" -> map (the text of qexp_plugin_info::variants); plugin_error on a part
 // without '='.
 std::map<std::string, std::string> parse_option_list(const std::string& text, const std::string& who);
