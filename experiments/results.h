@@ -8,7 +8,7 @@
 // keys are ignored. Writing leaves an empty `std::optional` out and writes an empty `nullable` as
 // null, so that a results.json read and written again is the same document.
 //
-// The kind-specific sections (`sensitivity`, `autotune`) are carried as JSON for now.
+// The `autotune` section is still carried as JSON (its trials and recipes: issue 18's remainder).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -115,6 +115,64 @@ struct layer_error_entry {
   template <class S, class V>
   static void fields(S& s, V&& v) {
     v("layer", s.layer), v("sqnr_db", s.sqnr_db), v("nmse", s.nmse), v("finite", s.finite);
+  }
+};
+
+// ---- kind `sensitivity` ----
+
+// One variant of a sensitivity run (a site alone, or every site but it): its predictions against
+// fp32's, as `accuracy` (less the probe fields, plus logits_sqnr_db), and the seconds it took.
+struct variant_measurement : accuracy_section {
+  std::optional<double> seconds;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    accuracy_section::fields(s, v);
+    v("seconds", s.seconds);
+  }
+};
+
+struct sensitivity_site {
+  std::optional<std::int64_t> rank;
+  std::string site, kind, plugin;
+  std::optional<std::int64_t> stage, fp32_bytes, quantized_bytes;
+  std::optional<double> bytes_saved;
+  std::optional<nullable<double>> site_sqnr_db, site_nmse;  // from the whole scheme's layer_error
+  std::optional<variant_measurement> one_at_a_time, all_but_one;
+  std::optional<std::string> error;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("rank", s.rank), v("site", s.site), v("kind", s.kind), v("stage", s.stage), v("plugin", s.plugin);
+    v("fp32_bytes", s.fp32_bytes), v("quantized_bytes", s.quantized_bytes), v("bytes_saved", s.bytes_saved);
+    v("site_sqnr_db", s.site_sqnr_db), v("site_nmse", s.site_nmse), v("one_at_a_time", s.one_at_a_time);
+    v("all_but_one", s.all_but_one), v("error", s.error);
+  }
+};
+
+// What running the variants from the saved stage inputs cost, against whole passes.
+struct sensitivity_cost {
+  std::optional<double> fp32_pass_seconds, scheme_pass_seconds, variant_seconds, whole_passes_estimate_seconds;
+  std::optional<std::int64_t> variants, stages_per_pass, stages_run, stages_in_whole_passes;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("fp32_pass_seconds", s.fp32_pass_seconds), v("scheme_pass_seconds", s.scheme_pass_seconds);
+    v("variants", s.variants), v("variant_seconds", s.variant_seconds), v("stages_per_pass", s.stages_per_pass);
+    v("stages_run", s.stages_run), v("stages_in_whole_passes", s.stages_in_whole_passes);
+    v("whole_passes_estimate_seconds", s.whole_passes_estimate_seconds);
+  }
+};
+
+struct sensitivity_section {
+  std::string scheme;
+  std::vector<std::string> modes;  // one_at_a_time and/or all_but_one
+  std::string ranked_by, calibration_mode;
+  std::optional<std::int64_t> batch_size, threads;
+  std::vector<sensitivity_site> sites;  // in rank order once the run is done
+  std::optional<sensitivity_cost> cost;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("scheme", s.scheme), v("modes", s.modes), v("ranked_by", s.ranked_by);
+    v("calibration_mode", s.calibration_mode), v("batch_size", s.batch_size), v("threads", s.threads);
+    v("sites", s.sites), v("cost", s.cost);
   }
 };
 
@@ -244,7 +302,7 @@ struct document {
   std::optional<model_section> model;
   std::optional<data_section> data;
   std::vector<scheme_result> results;
-  std::optional<nlohmann::json> sensitivity;  // kind sensitivity (docs/results.md)
+  std::optional<sensitivity_section> sensitivity;  // kind sensitivity (docs/results.md)
   std::optional<nlohmann::json> autotune;     // kind autotune
   template <class S, class V>
   static void fields(S& s, V&& v) {
@@ -280,6 +338,13 @@ bool decode(const nlohmann::json& j, T& out) {
   using nlohmann::json;
   if constexpr (std::is_same_v<T, json>) {
     out = j;
+    return true;
+  } else if constexpr (is_nullable<T>::value) {  // inside an optional: null is a value
+    out.value.reset();
+    typename decltype(out.value)::value_type v{};
+    if (j.is_null()) return true;
+    if (!decode(j, v)) return false;
+    out.value = std::move(v);
     return true;
   } else if constexpr (std::is_same_v<T, bool>) {
     if (!j.is_boolean()) return false;
@@ -363,7 +428,9 @@ bool decode(const nlohmann::json& j, T& out) {
 template <class T>
 nlohmann::json encode(const T& value) {
   using nlohmann::json;
-  if constexpr (has_fields<T>::value) {
+  if constexpr (is_nullable<T>::value) {
+    return value.value ? encode(*value.value) : json(nullptr);
+  } else if constexpr (has_fields<T>::value) {
     json out = json::object();
     T::fields(value, [&out](const char* key, const auto& member) {
       using M = std::decay_t<decltype(member)>;

@@ -89,12 +89,9 @@ sensitivity_config sensitivity_config_from(const YAML::Node& r, const config_sou
 
 // The harm a site does, for the ranking: its KL when quantized alone; with all_but_one only, how
 // much KL remains when it alone stays fp32 (the less remains, the more it mattered).
-double harm(const json& row) {
-  if (const auto* alone = row.contains("one_at_a_time") ? &row["one_at_a_time"] : nullptr;
-      alone && alone->contains("mean_kl_vs_fp32"))
-    return (*alone)["mean_kl_vs_fp32"].get<double>();
-  if (row.contains("all_but_one") && row["all_but_one"].contains("mean_kl_vs_fp32"))
-    return -row["all_but_one"]["mean_kl_vs_fp32"].get<double>();
+double harm(const results::sensitivity_site& row) {
+  if (row.one_at_a_time && row.one_at_a_time->mean_kl_vs_fp32) return *row.one_at_a_time->mean_kl_vs_fp32;
+  if (row.all_but_one && row.all_but_one->mean_kl_vs_fp32) return -*row.all_but_one->mean_kl_vs_fp32;
   return -1e300;  // failed sites last
 }
 
@@ -163,78 +160,79 @@ int run_sensitivity(const sensitivity_config& config, const YAML::Node& resolved
   whole_row.layer_error = site_errors;
   doc.results[whole_index] = whole_row;
 
-  json section = {{"scheme", config.scheme.label},
-                  {"modes", json::array()},
-                  {"ranked_by", config.one_at_a_time ? "one_at_a_time.mean_kl_vs_fp32, highest first"
-                                                     : "all_but_one.mean_kl_vs_fp32, lowest first"},
-                  {"calibration_mode", "float"},
-                  {"batch_size", config.batch_size},
-                  {"threads", config.threads},
-                  {"sites", json::array()}};
-  if (config.one_at_a_time) section["modes"].push_back("one_at_a_time");
-  if (config.all_but_one) section["modes"].push_back("all_but_one");
-  json& sensitivity = doc.sensitivity.emplace(std::move(section));
+  results::sensitivity_section section;
+  section.scheme = config.scheme.label;
+  if (config.one_at_a_time) section.modes.push_back("one_at_a_time");
+  if (config.all_but_one) section.modes.push_back("all_but_one");
+  section.ranked_by = config.one_at_a_time ? "one_at_a_time.mean_kl_vs_fp32, highest first"
+                                           : "all_but_one.mean_kl_vs_fp32, lowest first";
+  section.calibration_mode = "float";
+  section.batch_size = config.batch_size;
+  section.threads = config.threads;
+  results::sensitivity_section& sensitivity = doc.sensitivity.emplace(std::move(section));
   folder.write();
 
   // Each site, from its stage on.
   double site_seconds = 0;
   std::int64_t stages_run = 0, passes = 0;
-  json rows = json::array();
+  std::vector<results::sensitivity_site> rows;
   for (std::size_t i = 0; i < whole.sites.size(); ++i) {
     const site_record& s = whole.sites[i];
     const std::int64_t stage = d.fp32.stage_of(s.site);
-    json row = {{"site", s.site}, {"kind", to_string(s.kind)}, {"stage", stage}, {"plugin", s.plugin}};
+    results::sensitivity_site row;
+    row.site = s.site, row.kind = to_string(s.kind), row.stage = stage, row.plugin = s.plugin;
     try {
       const std::size_t fp32_bytes = float_site_bytes(d.fp32, s.site, s.kind),
                         quantized_bytes = site_bytes(whole.model, s.site, s.kind);
-      row["fp32_bytes"] = fp32_bytes;
-      row["quantized_bytes"] = quantized_bytes;
-      row["bytes_saved"] = static_cast<double>(fp32_bytes) - static_cast<double>(quantized_bytes);
+      row.fp32_bytes = static_cast<std::int64_t>(fp32_bytes);
+      row.quantized_bytes = static_cast<std::int64_t>(quantized_bytes);
+      row.bytes_saved = static_cast<double>(fp32_bytes) - static_cast<double>(quantized_bytes);
       for (const auto& e : site_errors)
-        if (e.layer == s.site) {
-          const json written = e;  // null where the site's outputs were not finite
-          row["site_sqnr_db"] = written.at("sqnr_db");
-          row["site_nmse"] = written.at("nmse");
-        }
-      const auto measure = [&](const char* mode, distilbert_classifier model,
+        if (e.layer == s.site) row.site_sqnr_db = e.sqnr_db, row.site_nmse = e.nmse;
+      const auto measure = [&](std::optional<results::variant_measurement>& into, distilbert_classifier model,
                                const saved_stages& saved) {
         const auto t = std::chrono::steady_clock::now();
         const at::Tensor logits = eval.logits_from(model, saved, stage);
-        json m = variant_accuracy(logits, fp32_logits, fp32_probs, d.data.labels, config.seed);
-        m["seconds"] = seconds_since(t);
-        site_seconds += m["seconds"].get<double>();
+        results::variant_measurement m;
+        static_cast<results::accuracy_section&>(m) =
+            variant_accuracy(logits, fp32_logits, fp32_probs, d.data.labels, config.seed);
+        m.seconds = seconds_since(t);
+        site_seconds += *m.seconds;
         stages_run += stages - stage;
         ++passes;
-        row[mode] = m;
+        into = std::move(m);
       };
-      if (config.one_at_a_time) measure("one_at_a_time", with_site_from(d.fp32, whole.model, s.site, s.kind), fp32_saved);
-      if (config.all_but_one) measure("all_but_one", with_site_from(whole.model, d.fp32, s.site, s.kind), whole_saved);
-      const json& shown = row.contains("one_at_a_time") ? row["one_at_a_time"] : row["all_but_one"];
+      if (config.one_at_a_time)
+        measure(row.one_at_a_time, with_site_from(d.fp32, whole.model, s.site, s.kind), fp32_saved);
+      if (config.all_but_one) measure(row.all_but_one, with_site_from(whole.model, d.fp32, s.site, s.kind), whole_saved);
+      const results::variant_measurement& shown = row.one_at_a_time ? *row.one_at_a_time : *row.all_but_one;
       spdlog::info("[{}/{}] {}: KL {:.3g}, accuracy {:+.2f} points", i + 1, whole.sites.size(), s.site,
-                   shown["mean_kl_vs_fp32"].get<double>(), 100 * shown["accuracy_delta_vs_fp32"].get<double>());
+                   shown.mean_kl_vs_fp32.value_or(NAN), 100 * shown.accuracy_delta_vs_fp32.value_or(NAN));
     } catch (const std::exception& e) {
-      row["error"] = error_message(e);
+      row.error = error_message(e);
       ++failures;
-      spdlog::error("{}: {}", s.site, row["error"].get<std::string>());
+      spdlog::error("{}: {}", s.site, *row.error);
     }
     rows.push_back(row);
-    sensitivity["sites"] = rows;
+    sensitivity.sites = rows;
     folder.write();
   }
 
-  std::stable_sort(rows.begin(), rows.end(), [](const json& a, const json& b) { return harm(a) > harm(b); });
-  for (std::size_t i = 0; i < rows.size(); ++i) rows[i]["rank"] = i + 1;
-  sensitivity["sites"] = rows;
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const results::sensitivity_site& a, const results::sensitivity_site& b) { return harm(a) > harm(b); });
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i].rank = static_cast<std::int64_t>(i + 1);
+  sensitivity.sites = rows;
   // What running from the saved stage inputs saved, against a whole forward pass per variant.
-  sensitivity["cost"] = {
-      {"fp32_pass_seconds", full_pass_seconds},
-      {"scheme_pass_seconds", whole_pass_seconds},
-      {"variants", passes},
-      {"variant_seconds", site_seconds},
-      {"stages_per_pass", stages},
-      {"stages_run", stages_run},
-      {"stages_in_whole_passes", passes * stages},
-      {"whole_passes_estimate_seconds", static_cast<double>(passes) * full_pass_seconds}};
+  results::sensitivity_cost cost;
+  cost.fp32_pass_seconds = full_pass_seconds;
+  cost.scheme_pass_seconds = whole_pass_seconds;
+  cost.variants = passes;
+  cost.variant_seconds = site_seconds;
+  cost.stages_per_pass = stages;
+  cost.stages_run = stages_run;
+  cost.stages_in_whole_passes = passes * stages;
+  cost.whole_passes_estimate_seconds = static_cast<double>(passes) * full_pass_seconds;
+  sensitivity.cost = cost;
   set_compute_threads(original_threads);
   folder.finish();
   std::cout << summary_table({json(doc)});

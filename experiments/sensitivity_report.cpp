@@ -26,39 +26,29 @@ struct sensitivity_row {
   variant_cells alone, all_but_one;
 };
 
-variant_cells read_variant(const json& row, const char* mode) {
+variant_cells read_variant(const std::optional<results::variant_measurement>& m) {
   variant_cells v;
-  const json* m = find(row, {mode});
-  if (!m || !m->is_object()) return v;
+  if (!m) return v;
   v.present = true;
-  v.accuracy_delta = number_at(*m, {"accuracy_delta_vs_fp32"});
-  if (const json* ci = find(*m, {"accuracy_delta_ci95"}); ci && ci->is_array() && ci->size() == 2 &&
-                                                           (*ci)[0].is_number() && (*ci)[1].is_number()) {
-    v.ci_low = (*ci)[0].get<double>();
-    v.ci_high = (*ci)[1].get<double>();
-  }
-  const json* significant = find(*m, {"accuracy_delta_significant"});
-  v.significant = significant && significant->is_boolean() && significant->get<bool>();
-  v.agreement = number_at(*m, {"agreement_with_fp32"});
-  v.kl = number_at(*m, {"mean_kl_vs_fp32"});
-  v.logits_sqnr = number_at(*m, {"logits_sqnr_db"});
+  v.accuracy_delta = m->accuracy_delta_vs_fp32;
+  if (m->accuracy_delta_ci95) v.ci_low = (*m->accuracy_delta_ci95)[0], v.ci_high = (*m->accuracy_delta_ci95)[1];
+  v.significant = m->accuracy_delta_significant.value_or(false);
+  v.agreement = m->agreement_with_fp32;
+  v.kl = m->mean_kl_vs_fp32;
+  v.logits_sqnr = m->logits_sqnr_db;
   return v;
 }
 
-std::vector<sensitivity_row> read_rows(const json& sites) {
+std::vector<sensitivity_row> read_rows(const results::sensitivity_section& section) {
   std::vector<sensitivity_row> rows;
-  for (const auto& s : sites) {
-    if (!s.is_object()) continue;
+  for (const auto& s : section.sites) {
     sensitivity_row r;
-    if (auto rank = number_at(s, {"rank"})) r.rank = fixed(*rank, 0);
-    r.site = string_at(s, {"site"});
-    r.kind = string_at(s, {"kind"});
-    r.plugin = string_at(s, {"plugin"});
-    r.error = string_at(s, {"error"});
-    r.bytes_saved = number_at(s, {"bytes_saved"});
-    r.site_sqnr = number_at(s, {"site_sqnr_db"});
-    r.alone = read_variant(s, "one_at_a_time");
-    r.all_but_one = read_variant(s, "all_but_one");
+    if (s.rank) r.rank = std::to_string(*s.rank);
+    r.site = s.site, r.kind = s.kind, r.plugin = s.plugin, r.error = s.error.value_or("");
+    r.bytes_saved = s.bytes_saved;
+    if (s.site_sqnr_db) r.site_sqnr = s.site_sqnr_db->value;
+    r.alone = read_variant(s.one_at_a_time);
+    r.all_but_one = read_variant(s.all_but_one);
     rows.push_back(std::move(r));
   }
   return rows;
@@ -81,34 +71,34 @@ std::string kl_text(const std::optional<double>& kl) {
 std::string kb(const std::optional<double>& bytes) { return bytes ? fixed(*bytes / 1024, 1) : "-"; }
 
 // What the saved stage inputs saved, as one sentence.
-std::string cost_text(const json& section) {
-  const auto variants = number_at(section, {"cost", "variants"});
-  const auto seconds = number_at(section, {"cost", "variant_seconds"});
-  const auto estimate = number_at(section, {"cost", "whole_passes_estimate_seconds"});
-  const auto run = number_at(section, {"cost", "stages_run"});
-  const auto whole = number_at(section, {"cost", "stages_in_whole_passes"});
-  if (!variants || !seconds || !estimate || !run || !whole) return "";
-  return fixed(*variants, 0) + " variants measured in " + fixed(*seconds, 1) + " s, running " + fixed(*run, 0) +
-         " of the " + fixed(*whole, 0) + " stages whole forward passes would run (from the saved inputs of each "
-         "site's stage); whole passes would take about " + fixed(*estimate, 1) + " s (the fp32 pass, timed, times " +
-         fixed(*variants, 0) + ").";
+std::string cost_text(const results::sensitivity_section& section) {
+  if (!section.cost) return "";
+  const results::sensitivity_cost& c = *section.cost;
+  if (!c.variants || !c.variant_seconds || !c.whole_passes_estimate_seconds || !c.stages_run || !c.stages_in_whole_passes)
+    return "";
+  const std::string variants = std::to_string(*c.variants);
+  return variants + " variants measured in " + fixed(*c.variant_seconds, 1) + " s, running " +
+         std::to_string(*c.stages_run) + " of the " + std::to_string(*c.stages_in_whole_passes) +
+         " stages whole forward passes would run (from the saved inputs of each site's stage); whole passes would "
+         "take about " + fixed(*c.whole_passes_estimate_seconds, 1) + " s (the fp32 pass, timed, times " + variants + ").";
 }
 
-const json* section_of(const json& run) {
+// The run's sensitivity section, read once; none for other kinds.
+std::optional<results::sensitivity_section> section_of(const json& run) {
   const json* section = find(run, {"sensitivity"});
-  return section && section->is_object() ? section : nullptr;
+  if (!section || !section->is_object()) return std::nullopt;
+  return section->get<results::sensitivity_section>();
 }
 
 }  // namespace
 
 std::string sensitivity_markdown(const json& run) {
-  const json* section = section_of(run);
+  const auto section = section_of(run);
   if (!section) return "";
-  const json* sites = find(*section, {"sites"});
-  const auto rows = read_rows(sites && sites->is_array() ? *sites : json::array());
-  std::string out = "## Layer sensitivity: " + md_text(string_at(*section, {"scheme"})) + "\n\n";
+  const auto rows = read_rows(*section);
+  std::string out = "## Layer sensitivity: " + md_text(section->scheme) + "\n\n";
   out += "Each site of the scheme quantized alone, the rest fp32 (one at a time), and/or every site but it "
-         "(all but one), measured against fp32; ranked by " + md_text(string_at(*section, {"ranked_by"})) +
+         "(all but one), measured against fp32; ranked by " + md_text(section->ranked_by) +
          ". Accuracy deltas are in points with their 95% paired-bootstrap interval; (n.s.): the interval contains 0.\n\n";
   const bool alone = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return r.alone.present; });
   const bool all_but = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return r.all_but_one.present; });
@@ -134,17 +124,16 @@ std::string sensitivity_markdown(const json& run) {
 }
 
 std::string sensitivity_html(const json& run, std::size_t run_index) {
-  const json* section = section_of(run);
+  const auto section = section_of(run);
   if (!section) return "";
-  const json* sites = find(*section, {"sites"});
-  const auto rows = read_rows(sites && sites->is_array() ? *sites : json::array());
+  const auto rows = read_rows(*section);
   const std::string id = "sensitivity-" + std::to_string(run_index + 1);
   std::string out = "<section class=\"card\" id=\"" + id + "\"><h2>Layer sensitivity: " +
-                    html_escape(string_at(*section, {"scheme"})) + "</h2>";
+                    html_escape(section->scheme) + "</h2>";
   std::vector<std::string> names;
   for (const auto& r : rows) names.push_back(r.site);
   const std::string prefix = plots::layer_name_prefix(names);
-  out += "<p class=\"note\">Ranked by " + html_escape(string_at(*section, {"ranked_by"})) +
+  out += "<p class=\"note\">Ranked by " + html_escape(section->ranked_by) +
          ". Whiskers: 95% paired-bootstrap interval of the accuracy delta." +
          (prefix.empty() ? "" : " Site names starting with \"" + html_escape(prefix) + "\" are shown without it.") +
          "</p><div class=\"plots\">";

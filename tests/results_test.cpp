@@ -62,7 +62,23 @@ results::document full_document() {
   a.probe_probabilities = std::vector<double>{0.25, 0.75};
   r.layer_error = std::vector<results::layer_error_entry>{{"x", {}, {}, false}, {"y", 20.5, 0.0089, {}}};
   d.results = {r};
-  d.sensitivity = json{{"scheme", "int4"}};
+  results::sensitivity_section sens;
+  sens.scheme = "int4", sens.modes = {"one_at_a_time"}, sens.ranked_by = "one_at_a_time.mean_kl_vs_fp32, highest first";
+  sens.calibration_mode = "float", sens.batch_size = 8, sens.threads = 2;
+  results::sensitivity_site site;
+  site.rank = 1, site.site = "pre_classifier", site.kind = "linear", site.stage = 3, site.plugin = "int4";
+  site.fp32_bytes = 66048, site.quantized_bytes = 9000, site.bytes_saved = 57048.0;
+  site.site_sqnr_db = results::nullable<double>();  // outputs not finite: written as null
+  site.site_nmse = results::nullable<double>(0.01);
+  results::variant_measurement alone;
+  alone.sentences = 872, alone.accuracy = 0.8, alone.mean_kl_vs_fp32 = 2e-6, alone.seconds = 0.25;
+  site.one_at_a_time = alone;
+  results::sensitivity_site failed;
+  failed.site = "classifier", failed.error = "outputs are not finite";
+  sens.sites = {site, failed};
+  sens.cost = results::sensitivity_cost{};
+  sens.cost->variants = 1, sens.cost->variant_seconds = 0.25, sens.cost->stages_run = 1;
+  d.sensitivity = sens;
   d.autotune = json{{"met", true}};
   return d;
 }
@@ -73,7 +89,7 @@ void collect_paths(const json& j, const std::string& prefix, std::set<std::strin
     for (auto it = j.begin(); it != j.end(); ++it) {
       const std::string path = prefix.empty() ? it.key() : prefix + "." + it.key();
       out.insert(path);
-      if (path != "experiment.resolved_config" && path != "sensitivity" && path != "autotune")
+      if (path != "experiment.resolved_config" && path != "autotune")
         collect_paths(it.value(), path, out);
     }
   } else if (j.is_array()) {
@@ -90,11 +106,17 @@ TEST(results, a_full_document_reads_back_as_written) {
   collect_paths(written, "", paths);
   for (const char* key : {"results[].process.signal", "results[].latency.dataset[].baseline_mean_ms",
                           "results[].accuracy.logits_sqnr_db", "results[].recipe[].sites", "environment.isa.amx_int8",
-                          "results[].calibration.seed", "results[].size.breakdown.header"})
+                          "results[].calibration.seed", "results[].size.breakdown.header",
+                          "sensitivity.sites[].one_at_a_time.seconds", "sensitivity.sites[].site_sqnr_db",
+                          "sensitivity.cost.stages_run"})
     EXPECT_TRUE(paths.count(key)) << key;
   EXPECT_EQ(written["results"][0]["accuracy"]["accuracy_delta_ci95"], json({-0.005, 0.002}));
   EXPECT_EQ(written["results"][0]["layer_error"][0], json({{"layer", "x"}, {"sqnr_db", nullptr}, {"nmse", nullptr},
                                                            {"finite", false}}));
+  // An optional nullable: absent when unset, null when set empty, the number otherwise.
+  EXPECT_EQ(written["sensitivity"]["sites"][0]["site_sqnr_db"], nullptr);
+  EXPECT_EQ(written["sensitivity"]["sites"][0]["site_nmse"], 0.01);
+  EXPECT_FALSE(written["sensitivity"]["sites"][1].contains("site_sqnr_db"));
 }
 
 TEST(results, empty_optionals_are_left_out_and_empty_nullables_are_null) {
@@ -185,6 +207,9 @@ TEST(results, docs_results_md_lists_exactly_the_keys_the_structs_write) {
             struct_keys<results::latency_entry>());
   EXPECT_EQ(documented_keys(doc, "#### `accuracy`"), struct_keys<results::accuracy_section>());
   EXPECT_EQ(documented_keys(doc, "#### `layer_error[]`"), struct_keys<results::layer_error_entry>());
+  EXPECT_EQ(documented_keys(doc, "### `sensitivity` (kind `sensitivity`)"), struct_keys<results::sensitivity_section>());
+  EXPECT_EQ(documented_keys(doc, "#### `sensitivity.sites[]`"), struct_keys<results::sensitivity_site>());
+  EXPECT_EQ(documented_keys(doc, "#### `sensitivity.cost`"), struct_keys<results::sensitivity_cost>());
 }
 
 }  // namespace
