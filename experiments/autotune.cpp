@@ -297,7 +297,6 @@ class autotune_run {
 
   int run() {
     c10::InferenceMode inference;
-    json& section_json = section();
     const plugin_registry& plugins = *request_.plugins;
     const int original_threads = compute_threads();
     set_compute_threads(config_.threads);
@@ -338,33 +337,35 @@ class autotune_run {
     fp32_pass_seconds_ = seconds_since(start);
 
     prepare_candidates(plugins);
-    describe(section_json, json(fp32_accuracy));
+    describe(fp32_accuracy);
     folder_.write();
 
     search();
     double trial_seconds = 0, sensitivity_seconds = 0, prepare_seconds = 0;
     for (const auto& t : trials_) trial_seconds += t.seconds;
-    for (const auto& h : section_json["sensitivity"]) sensitivity_seconds += h.value("seconds", 0.0);
+    for (const auto& h : section().sensitivity) sensitivity_seconds += h.seconds.value_or(0.0);
     for (const auto& q : prepared_) prepare_seconds += q.prepare_seconds + q.calibration_seconds;
-    section_json["cost"] = {{"fp32_pass_seconds", fp32_pass_seconds_},
-                               {"prepare_seconds", prepare_seconds},
-                               {"trials", trials_.size()},
-                               {"trial_seconds", trial_seconds},
-                               {"sensitivity_measurements", section_json["sensitivity"].size()},
-                               {"sensitivity_seconds", sensitivity_seconds}};
+    results::autotune_cost cost;
+    cost.fp32_pass_seconds = fp32_pass_seconds_;
+    cost.prepare_seconds = prepare_seconds;
+    cost.trials = static_cast<std::int64_t>(trials_.size());
+    cost.trial_seconds = trial_seconds;
+    cost.sensitivity_measurements = static_cast<std::int64_t>(section().sensitivity.size());
+    cost.sensitivity_seconds = sensitivity_seconds;
+    section().cost = cost;
 
     const trial_result& chosen = trials_.at(chosen_);
     const fs::path recipe_file = folder_.dir() / "chosen_recipe.yaml";
     write_text_atomically(recipe_file, chosen_recipe_yaml(chosen));
-    section_json["chosen"] = trial_json(chosen);
-    section_json["chosen"]["recipe_file"] = recipe_file.string();
-    section_json["chosen"]["sites"] = assignment_json(chosen.levels);
-    section_json["met"] = chosen.meets;
+    results::autotune_trial& chosen_entry = section().chosen.emplace(trial_entry(chosen));
+    chosen_entry.recipe_file = recipe_file.string();
+    chosen_entry.sites = assignment(chosen.levels);
+    section().met = chosen.meets;
     results::scheme_result chosen_row;
     chosen_row.label = "autotuned (tuning sentences)";
     chosen_row.plugin = "recipe";
     chosen_row.status = "ok";
-    chosen_row.accuracy = chosen.accuracy.get<results::accuracy_section>();
+    chosen_row.accuracy = chosen.accuracy;
     folder_.append(chosen_row);
     spdlog::info("chosen: trial {} ({} of fp32's weight bytes, {} {:.4g}); {}", chosen.index,
                  detail::format_percent(chosen.bytes / fp32_model_bytes_), metric_name(), chosen.metric,
@@ -389,7 +390,7 @@ class autotune_run {
     std::string phase, change;
     std::vector<int> levels;
     double bytes = 0, latency_ms = 0, metric = 0, seconds = 0;
-    json accuracy;
+    results::accuracy_section accuracy;
     bool meets = false, resumed = false;
     std::optional<std::size_t> same_as;  // the earlier trial of the same recipe
   };
@@ -405,16 +406,15 @@ class autotune_run {
       if (!calibration && recipe_wants_calibration(c.scheme, assignment, plugins))
         calibration = load_calibration_set(config_.calibration, tuning_->tokenizer, config_.max_length);
     }
-    json prepared = json::array();
+    std::vector<results::autotune_candidate> prepared;
     for (const auto& c : config_.candidates) {
       spdlog::info("preparing candidate '{}' on every site it covers", c.label);
       quantized_model q = apply_recipe(tuning_->fp32, c.scheme, plugins, calibration ? &*calibration : nullptr,
                                        config_.seed);
-      prepared.push_back({{"label", c.label}, {"sites", q.sites.size()}, {"prepare_seconds", q.prepare_seconds},
-                          {"calibration_seconds", q.calibration_seconds}});
+      prepared.push_back({c.label, static_cast<std::int64_t>(q.sites.size()), q.prepare_seconds, q.calibration_seconds});
       prepared_.push_back(std::move(q));
     }
-    section()["candidates"] = prepared;
+    section().candidates = prepared;
 
     // Each site with the levels the candidates give it, then fp32.
     std::int64_t tokens = 0;
@@ -460,38 +460,41 @@ class autotune_run {
 
   std::string location_of_candidates() const { return config_.candidates.front().where; }
 
-  void describe(json& a, const json& fp32_accuracy) {
-    json sites = json::array();
+  void describe(const results::accuracy_section& fp32_accuracy) {
+    results::autotune_section& a = section();
+    std::vector<results::autotune_site> sites;
     for (const auto& s : sites_) {
-      json levels = json::array();
-      for (const auto& l : s.levels) levels.push_back({{"label", l.label}, {"bytes", l.bytes}, {"site_ms", l.ms}});
-      sites.push_back({{"site", s.target.name}, {"kind", to_string(s.target.kind)}, {"stage", s.stage},
-                       {"fp32_bytes", s.fp32_bytes}, {"fp32_site_ms", fp32_site_ms_[s.target.name]},
-                       {"levels", levels}});
+      results::autotune_site site;
+      site.site = s.target.name, site.kind = to_string(s.target.kind), site.stage = s.stage;
+      site.fp32_bytes = static_cast<std::int64_t>(s.fp32_bytes), site.fp32_site_ms = fp32_site_ms_[s.target.name];
+      for (const auto& l : s.levels) site.levels.push_back({l.label, static_cast<std::int64_t>(l.bytes), l.ms});
+      sites.push_back(std::move(site));
     }
-    a["objective"] = config_.minimize_latency ? "latency" : "size";
-    a["constraint"] = {{"metric", config_.constrain_kl ? "kl" : "accuracy_drop"}, {"max", config_.constraint_max}};
-    a["tuning"] = {{"from", config_.tune_on_data ? "data" : "calibration"},
-                   {"data", tuning_->data_path.string()},
-                   {"sentences", tuning_->data.size()},
-                   {"drawn", config_.tune_on_data
-                                 ? "seeded draw (seed " + std::to_string(config_.tuning_seed) +
-                                       "); the other " + std::to_string(heldout_sentences_) +
-                                       " sentences are the final evaluation (heldout.tsv)"
-                                 : "after the " + std::to_string(config_.calibration.sentences) +
-                                       " calibration sentences in the same seeded draw (seed " +
-                                       std::to_string(config_.calibration.seed) + ")"},
-                   {"fp32_accuracy", fp32_accuracy["accuracy"]},
-                   {"batch_size", config_.batch_size},
-                   {"threads", config_.threads}};
-    a["estimates"] = {{"fp32_weight_bytes", fp32_model_bytes_},
-                      {"fp32_batch1_ms", fp32_ms_},
-                      {"latency", "fp32_batch1_ms minus, per site, its fp32 time less its time at its level "
-                                  "(batch 1, median of 15 at the tuning sentences' mean token count)"},
-                      {"bytes", "every tensor of the model in memory: fp32 bytes, with each site at its level"}};
-    a["sites"] = sites;
-    if (!a.contains("sensitivity")) a["sensitivity"] = json::array();  // what trials.jsonl gave back stays
-    a["trials"] = json::array();
+    a.objective = config_.minimize_latency ? "latency" : "size";
+    a.constraint = results::autotune_constraint{config_.constrain_kl ? "kl" : "accuracy_drop", config_.constraint_max};
+    results::autotune_tuning tuning;
+    tuning.from = config_.tune_on_data ? "data" : "calibration";
+    tuning.data = tuning_->data_path.string();
+    tuning.sentences = static_cast<std::int64_t>(tuning_->data.size());
+    tuning.drawn = config_.tune_on_data ? "seeded draw (seed " + std::to_string(config_.tuning_seed) + "); the other " +
+                                              std::to_string(heldout_sentences_) +
+                                              " sentences are the final evaluation (heldout.tsv)"
+                                        : "after the " + std::to_string(config_.calibration.sentences) +
+                                              " calibration sentences in the same seeded draw (seed " +
+                                              std::to_string(config_.calibration.seed) + ")";
+    tuning.fp32_accuracy = fp32_accuracy.accuracy;
+    tuning.batch_size = config_.batch_size;
+    tuning.threads = config_.threads;
+    a.tuning = tuning;
+    results::autotune_estimates estimates;
+    estimates.fp32_weight_bytes = fp32_model_bytes_;
+    estimates.fp32_batch1_ms = fp32_ms_;
+    estimates.latency = "fp32_batch1_ms minus, per site, its fp32 time less its time at its level "
+                        "(batch 1, median of 15 at the tuning sentences' mean token count)";
+    estimates.bytes = "every tensor of the model in memory: fp32 bytes, with each site at its level";
+    a.estimates = estimates;
+    a.sites = sites;
+    a.trials.clear();  // the sensitivity measurements trials.jsonl gave back stay
   }
 
   // ---- the search -----------------------------------------------------------------------------
@@ -583,17 +586,13 @@ class autotune_run {
     distilbert_classifier model = with_site_from(tuning_->fp32, prepared_[static_cast<std::size_t>(l.candidate)].model,
                                                  sites_[i].target.name, sites_[i].target.kind);
     const at::Tensor logits = eval_->logits_from(model, fp32_saved_, sites_[i].stage);
-    json m = variant_accuracy(logits, fp32_logits_, fp32_probs_, tuning_->data.labels, config_.seed);
-    const double kl = m["mean_kl_vs_fp32"].get<double>();
-    const json entry = {{"type", "sensitivity"},
-                        {"site", sites_[i].target.name},
-                        {"level", l.label},
-                        {"mean_kl_vs_fp32", kl},
-                        {"accuracy_delta_vs_fp32", m["accuracy_delta_vs_fp32"]},
-                        {"seconds", seconds_since(start)}};
+    const results::accuracy_section m =
+        variant_accuracy(logits, fp32_logits_, fp32_probs_, tuning_->data.labels, config_.seed);
+    const results::autotune_site_measurement entry{sites_[i].target.name, l.label, m.mean_kl_vs_fp32,
+                                                   m.accuracy_delta_vs_fp32, seconds_since(start)};
     record_harm(entry);
-    log_line(entry);
-    return kl;
+    log_measurement(entry);
+    return harms_.at(key);
   }
 
   std::string harm_key(std::size_t i, int level) const {
@@ -619,25 +618,24 @@ class autotune_run {
     }
     if (specs.empty()) return;
     const auto start = std::chrono::steady_clock::now();
-    const std::vector<json> measured = run_recipes(specs, "site measurements");
+    const std::vector<results::accuracy_section> measured = run_recipes(specs, "site measurements");
     const double seconds = seconds_since(start) / static_cast<double>(specs.size());
     for (std::size_t k = 0; k < missing.size(); ++k) {
       const auto [i, level] = missing[k];
-      const json entry = {{"type", "sensitivity"},
-                          {"site", sites_[i].target.name},
-                          {"level", sites_[i].levels[static_cast<std::size_t>(level)].label},
-                          {"mean_kl_vs_fp32", measured[k]["mean_kl_vs_fp32"]},
-                          {"accuracy_delta_vs_fp32", measured[k]["accuracy_delta_vs_fp32"]},
-                          {"seconds", seconds}};
+      const results::autotune_site_measurement entry{sites_[i].target.name,
+                                                     sites_[i].levels[static_cast<std::size_t>(level)].label,
+                                                     measured[k].mean_kl_vs_fp32, measured[k].accuracy_delta_vs_fp32,
+                                                     seconds};
       record_harm(entry);
-      log_line(entry);
+      log_measurement(entry);
     }
   }
 
   // Each recipe (a level per site; -1: fp32) as a ptq config on the tuning sentences, run as one
   // sweep point; returns each point's accuracy against fp32. qexp::error naming the point's log
   // when one fails.
-  std::vector<json> run_recipes(const std::vector<std::vector<int>>& specs, const std::string& what) {
+  std::vector<results::accuracy_section> run_recipes(const std::vector<std::vector<int>>& specs,
+                                                     const std::string& what) {
     sweep_plan plan;
     plan.name = config_.name + "-trials";
     plan.dir = folder_.dir() / "trials";
@@ -668,7 +666,7 @@ class autotune_run {
         wait_for_slurm_job(plan, job, progress);
       }
     }
-    std::vector<json> out;
+    std::vector<results::accuracy_section> out;
     const auto after = sweep_status(plan);
     for (std::size_t k = 0; k < specs.size(); ++k) {
       const fs::path results_file = plan.dir / plan.points[k].id / "results.json";
@@ -747,10 +745,10 @@ class autotune_run {
     return entry;
   }
 
-  void record_harm(const json& entry) {
-    harms_[entry["site"].get<std::string>() + "|" + entry["level"].get<std::string>()] =
-        entry["mean_kl_vs_fp32"].get<double>();
-    section()["sensitivity"].push_back(entry);
+  // A measurement without a KL (a hand-edited trials.jsonl) ranks the site as harmless as fp32.
+  void record_harm(const results::autotune_site_measurement& entry) {
+    harms_[entry.site + "|" + entry.level] = entry.mean_kl_vs_fp32.value_or(0);
+    section().sensitivity.push_back(entry);
   }
 
   trial_result measure(const std::vector<int>& levels, const std::string& phase, const std::string& change) {
@@ -785,12 +783,13 @@ class autotune_run {
       t.seconds = seconds_since(start);
       log_line({{"type", "trial"}, {"levels", levels_key(levels)}, {"accuracy", t.accuracy}});
     }
-    t.metric = config_.constrain_kl ? t.accuracy["mean_kl_vs_fp32"].get<double>()
-                                    : 0.0 - 100 * t.accuracy["accuracy_delta_vs_fp32"].get<double>();
+    // A metric missing (a hand-edited trials.jsonl) is NaN: the recipe does not meet the constraint.
+    t.metric = config_.constrain_kl ? t.accuracy.mean_kl_vs_fp32.value_or(NAN)
+                                    : 0.0 - 100 * t.accuracy.accuracy_delta_vs_fp32.value_or(NAN);
     t.meets = t.metric <= config_.constraint_max;
     measured_.emplace(key, trials_.size());
     trials_.push_back(t);
-    section()["trials"].push_back(trial_json(t));
+    section().trials.push_back(trial_entry(t));
     folder_.write();
     spdlog::info("trial {} ({}{}): {}; {:.1f}% of fp32's bytes, {} {:.4g}{}", t.index, phase,
                  t.resumed ? ", from trials.jsonl" : "", change, 100 * t.bytes / fp32_model_bytes_, metric_name(),
@@ -799,35 +798,27 @@ class autotune_run {
   }
 
   // results.json's "autotune" section.
-  json& section() {
+  results::autotune_section& section() {
     auto& s = folder_.doc().autotune;
-    return s ? *s : s.emplace(json::object());
+    return s ? *s : s.emplace();
   }
 
-  void mark_kept(int index) { section()["trials"][static_cast<std::size_t>(index)]["kept"] = true; }
+  void mark_kept(int index) { section().trials.at(static_cast<std::size_t>(index)).kept = true; }
 
-  json trial_json(const trial_result& t) const {
-    json levels = json::array();
+  results::autotune_trial trial_entry(const trial_result& t) const {
+    results::autotune_trial e;
+    e.index = t.index, e.phase = t.phase, e.change = t.change;
     for (std::size_t i = 0; i < sites_.size(); ++i)
-      levels.push_back(sites_[i].levels[static_cast<std::size_t>(t.levels[i])].label);
-    return {{"index", t.index},
-            {"phase", t.phase},
-            {"change", t.change},
-            {"levels", levels},
-            {"weight_bytes", t.bytes},
-            {"size_ratio_to_fp32", t.bytes / fp32_model_bytes_},
-            {"latency_estimate_ms", t.latency_ms},
-            {"metric", t.metric},
-            {"meets_constraint", t.meets},
-            {"kept", t.phase != "trim"},
-            {"accuracy", t.accuracy},
-            {"seconds", t.seconds},
-            {"from_trials_jsonl", t.resumed},
-            {"same_as_trial", t.same_as ? json(*t.same_as) : json(nullptr)}};
+      e.levels.push_back(sites_[i].levels[static_cast<std::size_t>(t.levels[i])].label);
+    e.weight_bytes = t.bytes, e.size_ratio_to_fp32 = t.bytes / fp32_model_bytes_, e.latency_estimate_ms = t.latency_ms;
+    e.metric = t.metric, e.meets_constraint = t.meets, e.kept = t.phase != "trim";
+    e.accuracy = t.accuracy, e.seconds = t.seconds, e.from_trials_jsonl = t.resumed;
+    if (t.same_as) e.same_as_trial = static_cast<std::int64_t>(*t.same_as);
+    return e;
   }
 
-  json assignment_json(const std::vector<int>& levels) const {
-    json out = json::object();
+  std::map<std::string, std::string> assignment(const std::vector<int>& levels) const {
+    std::map<std::string, std::string> out;
     for (std::size_t i = 0; i < sites_.size(); ++i)
       out[sites_[i].target.name] = sites_[i].levels[static_cast<std::size_t>(levels[i])].label;
     return out;
@@ -851,14 +842,20 @@ class autotune_run {
           throw config_error(log_path_.string() + ":" + std::to_string(number) + ": trials of another config (id " +
                              entry.value("id", "") + ", this one " + id +
                              "); expected the same config to resume, or another --results-dir");
-        if (type == "trial") resumed_[entry.value("levels", "")] = entry["accuracy"];
-        if (type == "sensitivity") record_harm(entry);
+        if (type == "trial") resumed_[entry.value("levels", "")] = entry["accuracy"].get<results::accuracy_section>();
+        if (type == "sensitivity") record_harm(entry.get<results::autotune_site_measurement>());
       }
       spdlog::info("resuming: {} trials and {} site measurements read back from {}", resumed_.size(), harms_.size(),
                    log_path_.string());
     } else {
       log_line({{"type", "config"}, {"id", id}});
     }
+  }
+
+  void log_measurement(const results::autotune_site_measurement& entry) {
+    json line = entry;
+    line["type"] = "sensitivity";
+    log_line(line);
   }
 
   void log_line(const json& entry) {
@@ -912,8 +909,9 @@ class autotune_run {
   int final_evaluation(const fs::path& recipe_file, const plugin_registry& plugins) {
     spdlog::info("final evaluation: {} on {} sentences of {}", recipe_file.string(), heldout_sentences_,
                  config_.data_path.string());
-    json& final = section()["final"];
-    final = {{"config", recipe_file.string()}, {"results_dir", (folder_.dir() / "final").string()}};
+    results::autotune_final& final = section().final.emplace();
+    final.config = recipe_file.string();
+    final.results_dir = (folder_.dir() / "final").string();
     int rc = 0;
     try {
       const loaded_experiment e = load_experiment(recipe_file, {});
@@ -924,24 +922,21 @@ class autotune_run {
       const auto evaluated = json::parse(read_regular_file(folder_.dir() / "final" / "results.json",
                                                            "final evaluation results"))
                                  .get<results::document>();
-      json rows = json::array();
+      std::vector<results::autotune_final_row> rows;
       for (const auto& r : evaluated.results) {
-        json row = {{"label", r.label}, {"status", r.status}};
-        if (r.accuracy) row["accuracy"] = *r.accuracy;
-        if (r.size) row["size"] = *r.size;
-        if (r.latency && !r.latency->probe.empty() && r.latency->probe[0].p50_ms)
-          row["latency_p50_ms"] = *r.latency->probe[0].p50_ms;
+        results::autotune_final_row row{r.label, r.status, r.accuracy, r.size, std::nullopt};
+        if (r.latency && !r.latency->probe.empty()) row.latency_p50_ms = r.latency->probe[0].p50_ms;
         if (r.label == "autotuned" && r.accuracy) {
           const double value = config_.constrain_kl ? r.accuracy->mean_kl_vs_fp32.value_or(NAN)
                                                     : -100 * r.accuracy->accuracy_delta_vs_fp32.value_or(NAN);
-          final["metric"] = value;
-          final["meets_constraint"] = value <= config_.constraint_max;
+          final.metric = value;
+          final.meets_constraint = value <= config_.constraint_max;
         }
-        rows.push_back(row);
+        rows.push_back(std::move(row));
       }
-      final["rows"] = rows;
+      final.rows = rows;
     } catch (const std::exception& e) {
-      final["error"] = error_message(e);
+      final.error = error_message(e);
       spdlog::error("final evaluation: {}", error_message(e));
       rc = static_cast<int>(exit_code::runtime_failure);
     }
@@ -963,7 +958,7 @@ class autotune_run {
   std::vector<tuned_site> sites_;
   std::map<std::string, double> fp32_site_ms_;
   std::map<std::string, double> harms_;
-  std::map<std::string, json> resumed_;
+  std::map<std::string, results::accuracy_section> resumed_;
   std::map<std::string, std::size_t> measured_;  // recipe -> its first trial in this run
   std::vector<trial_result> trials_;
   std::size_t chosen_ = 0;

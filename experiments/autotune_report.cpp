@@ -21,38 +21,32 @@ struct trial_row {
   bool meets = false, kept = false, chosen = false;
 };
 
-const json* section_of(const json& run) {
+// The run's autotune section, read once; none for other kinds.
+std::optional<results::autotune_section> section_of(const json& run) {
   const json* section = find(run, {"autotune"});
-  return section && section->is_object() ? section : nullptr;
+  if (!section || !section->is_object()) return std::nullopt;
+  return section->get<results::autotune_section>();
 }
 
-bool flag(const json& j, const char* key) {
-  const json* v = find(j, {key});
-  return v && v->is_boolean() && v->get<bool>();
-}
+std::string count_text(const std::optional<std::int64_t>& n) { return n ? std::to_string(*n) : "?"; }
 
-std::vector<trial_row> read_trials(const json& section) {
+std::vector<trial_row> read_trials(const results::autotune_section& section) {
   std::vector<trial_row> rows;
-  const auto chosen = number_at(section, {"chosen", "index"});
-  const json* trials = find(section, {"trials"});
-  if (!trials || !trials->is_array()) return rows;
-  for (const auto& t : *trials) {
-    if (!t.is_object()) continue;
+  std::optional<std::int64_t> chosen;
+  if (section.chosen) chosen = section.chosen->index;
+  for (const auto& t : section.trials) {
     trial_row r;
-    const auto index = number_at(t, {"index"});
-    r.index = index ? fixed(*index, 0) : "?";
-    r.phase = string_at(t, {"phase"});
-    r.change = string_at(t, {"change"});
-    r.size_ratio = number_at(t, {"size_ratio_to_fp32"});
-    r.bytes = number_at(t, {"weight_bytes"});
-    r.latency_ms = number_at(t, {"latency_estimate_ms"});
-    r.metric = number_at(t, {"metric"});
-    r.accuracy = number_at(t, {"accuracy", "accuracy"});
-    r.delta = number_at(t, {"accuracy", "accuracy_delta_vs_fp32"});
-    r.kl = number_at(t, {"accuracy", "mean_kl_vs_fp32"});
-    r.meets = flag(t, "meets_constraint");
-    r.kept = flag(t, "kept");
-    r.chosen = chosen && index && *chosen == *index;
+    r.index = count_text(t.index);
+    r.phase = t.phase;
+    r.change = t.change;
+    r.size_ratio = t.size_ratio_to_fp32;
+    r.bytes = t.weight_bytes;
+    r.latency_ms = t.latency_estimate_ms;
+    r.metric = t.metric;
+    if (t.accuracy) r.accuracy = t.accuracy->accuracy, r.delta = t.accuracy->accuracy_delta_vs_fp32, r.kl = t.accuracy->mean_kl_vs_fp32;
+    r.meets = t.meets_constraint.value_or(false);
+    r.kept = t.kept.value_or(false);
+    r.chosen = t.index.has_value() && chosen == t.index;
     rows.push_back(std::move(r));
   }
   return rows;
@@ -66,42 +60,38 @@ std::string general(const std::optional<double>& v) {
 }
 
 // "size, accuracy drop (points) <= 1 on 400 tuning sentences of .../train.tsv"
-std::string goal_text(const json& section) {
-  const std::string metric = string_at(section, {"constraint", "metric"});
-  const auto max = number_at(section, {"constraint", "max"});
-  const auto sentences = number_at(section, {"tuning", "sentences"});
-  return "objective: " + string_at(section, {"objective"}) + "; constraint: " +
-         (metric == "kl" ? "mean KL(fp32 || recipe)" : "accuracy drop against fp32, points") + " <= " + general(max) +
-         " on " + (sentences ? fixed(*sentences, 0) : "?") + " tuning sentences of " +
-         string_at(section, {"tuning", "data"}) + " (" + string_at(section, {"tuning", "drawn"}) + ")";
+std::string goal_text(const results::autotune_section& section) {
+  const results::autotune_constraint constraint = section.constraint.value_or(results::autotune_constraint{});
+  const results::autotune_tuning tuning = section.tuning.value_or(results::autotune_tuning{});
+  return "objective: " + section.objective + "; constraint: " +
+         (constraint.metric == "kl" ? "mean KL(fp32 || recipe)" : "accuracy drop against fp32, points") + " <= " +
+         general(constraint.max) + " on " + count_text(tuning.sentences) + " tuning sentences of " + tuning.data +
+         " (" + tuning.drawn + ")";
 }
 
-std::string chosen_text(const json& section) {
-  const json* chosen = find(section, {"chosen"});
-  if (!chosen) return "";
-  std::string out = "Chosen: trial " + general(number_at(*chosen, {"index"})) + ", " +
-                    format_percent(number_at(*chosen, {"size_ratio_to_fp32"})) + " of fp32's bytes, metric " +
-                    general(number_at(*chosen, {"metric"})) +
-                    (flag(section, "met") ? " (meets the constraint)" : " (NO recipe met the constraint)") + "; " +
-                    string_at(*chosen, {"recipe_file"}) + ".";
-  return out;
+std::string chosen_text(const results::autotune_section& section) {
+  if (!section.chosen) return "";
+  const results::autotune_trial& chosen = *section.chosen;
+  return "Chosen: trial " + count_text(chosen.index) + ", " + format_percent(chosen.size_ratio_to_fp32) +
+         " of fp32's bytes, metric " + general(chosen.metric) +
+         (section.met.value_or(false) ? " (meets the constraint)" : " (NO recipe met the constraint)") + "; " +
+         chosen.recipe_file.value_or("") + ".";
 }
 
 // The final evaluation's rows: label, accuracy delta with its interval, size, latency.
-std::vector<std::vector<std::string>> final_cells(const json& section) {
+std::vector<std::vector<std::string>> final_cells(const results::autotune_section& section) {
   std::vector<std::vector<std::string>> cells;
-  const json* rows = find(section, {"final"});
-  if (!rows || !rows->contains("rows") || !(*rows)["rows"].is_array()) return cells;
-  for (const auto& r : (*rows)["rows"]) {
-    std::string delta = format_points(number_at(r, {"accuracy", "accuracy_delta_vs_fp32"}));
-    if (const json* ci = find(r, {"accuracy", "accuracy_delta_ci95"}); ci && ci->is_array() && ci->size() == 2 &&
-                                                                       (*ci)[0].is_number() && (*ci)[1].is_number())
-      delta += " [" + format_points((*ci)[0].get<double>()) + ", " + format_points((*ci)[1].get<double>()) + "]" +
-               (flag(r["accuracy"], "accuracy_delta_significant") ? "" : " (n.s.)");
-    const auto file_bytes = number_at(r, {"size", "file_bytes"});
-    cells.push_back({string_at(r, {"label"}), format_percent(number_at(r, {"accuracy", "accuracy"})), delta,
-                     general(number_at(r, {"accuracy", "mean_kl_vs_fp32"})),
-                     file_bytes ? fixed(*file_bytes / 1e6, 2) : "-", format_ms(number_at(r, {"latency_p50_ms"}))});
+  if (!section.final || !section.final->rows) return cells;
+  for (const auto& r : *section.final->rows) {
+    const results::accuracy_section a = r.accuracy.value_or(results::accuracy_section{});
+    std::string delta = format_points(a.accuracy_delta_vs_fp32);
+    if (a.accuracy_delta_ci95)
+      delta += " [" + format_points((*a.accuracy_delta_ci95)[0]) + ", " + format_points((*a.accuracy_delta_ci95)[1]) +
+               "]" + (a.accuracy_delta_significant.value_or(false) ? "" : " (n.s.)");
+    std::string megabytes = "-";
+    if (r.size && r.size->file_bytes) megabytes = fixed(static_cast<double>(*r.size->file_bytes) / 1e6, 2);
+    cells.push_back({r.label, format_percent(a.accuracy), delta, general(a.mean_kl_vs_fp32), megabytes,
+                     format_ms(r.latency_p50_ms)});
   }
   return cells;
 }
@@ -109,7 +99,7 @@ std::vector<std::vector<std::string>> final_cells(const json& section) {
 }  // namespace
 
 std::string autotune_markdown(const json& run) {
-  const json* section = section_of(run);
+  const auto section = section_of(run);
   if (!section) return "";
   std::string out = "## Tuning\n\n" + md_text(goal_text(*section)) + ".\n\n";
   if (const auto chosen = chosen_text(*section); !chosen.empty()) out += md_text(chosen) + "\n\n";
@@ -117,14 +107,14 @@ std::string autotune_markdown(const json& run) {
   if (!finals.empty()) {
     std::vector<std::vector<std::string>> cells;
     for (const auto& c : finals) cells.push_back({md_text(c[0]), c[1], md_text(c[2]), c[3], c[4], c[5]});
-    out += "Final evaluation on " + md_text(string_at(*section, {"final", "config"})) +
+    out += "Final evaluation on " + md_text(section->final->config) +
            " (the held-out data, not the tuning sentences):\n\n" +
            md_table({"recipe", "accuracy", "delta vs fp32 [95% CI]", "KL", "checkpoint MB", "p50 batch 1"},
                     {false, true, false, true, true, true}, cells) +
            "\n";
   }
-  if (const std::string error = string_at(*section, {"final", "error"}); !error.empty())
-    out += "Final evaluation failed: " + md_text(error) + "\n\n";
+  if (section->final && section->final->error)
+    out += "Final evaluation failed: " + md_text(*section->final->error) + "\n\n";
   const auto trials = read_trials(*section);
   std::vector<std::vector<std::string>> cells;
   for (const auto& t : trials)
@@ -139,14 +129,14 @@ std::string autotune_markdown(const json& run) {
 }
 
 std::string autotune_html(const json& run, std::size_t run_index) {
-  const json* section = section_of(run);
+  const auto section = section_of(run);
   if (!section) return "";
   const std::string id = "autotune-" + std::to_string(run_index + 1);
   std::string out = "<section class=\"card\" id=\"" + id + "\"><h2>Tuning</h2><p class=\"note\">" +
                     html_escape(goal_text(*section)) + ". " + html_escape(chosen_text(*section)) + "</p>";
   const auto trials = read_trials(*section);
   std::vector<plots::scatter_point> by_size, by_latency;
-  const bool kl = string_at(*section, {"constraint", "metric"}) == "kl";
+  const bool kl = section->constraint && section->constraint->metric == "kl";
   // KL in a unit that makes its values read as small numbers (1e-5 nats -> "x 1e-05").
   double largest_kl = 0;
   for (const auto& t : trials) largest_kl = std::max(largest_kl, t.kl.value_or(0));

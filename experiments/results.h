@@ -8,7 +8,6 @@
 // keys are ignored. Writing leaves an empty `std::optional` out and writes an empty `nullable` as
 // null, so that a results.json read and written again is the same document.
 //
-// The `autotune` section is still carried as JSON (its trials and recipes: issue 18's remainder).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -176,6 +175,163 @@ struct sensitivity_section {
   }
 };
 
+// ---- kind `autotune` ----
+
+struct autotune_constraint {
+  std::string metric;  // accuracy_drop | kl
+  std::optional<double> max;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("metric", s.metric), v("max", s.max);
+  }
+};
+
+struct autotune_tuning {
+  std::string from, data, drawn;
+  std::optional<std::int64_t> sentences, batch_size, threads;
+  std::optional<double> fp32_accuracy;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("from", s.from), v("data", s.data), v("sentences", s.sentences), v("drawn", s.drawn);
+    v("fp32_accuracy", s.fp32_accuracy), v("batch_size", s.batch_size), v("threads", s.threads);
+  }
+};
+
+struct autotune_candidate {
+  std::string label;
+  std::optional<std::int64_t> sites;
+  std::optional<double> prepare_seconds, calibration_seconds;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("label", s.label), v("sites", s.sites), v("prepare_seconds", s.prepare_seconds);
+    v("calibration_seconds", s.calibration_seconds);
+  }
+};
+
+struct autotune_estimates {
+  std::optional<double> fp32_weight_bytes, fp32_batch1_ms;
+  std::string latency, bytes;  // how a trial's latency and size are estimated
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("fp32_weight_bytes", s.fp32_weight_bytes), v("fp32_batch1_ms", s.fp32_batch1_ms), v("latency", s.latency);
+    v("bytes", s.bytes);
+  }
+};
+
+struct autotune_level {
+  std::string label;
+  std::optional<std::int64_t> bytes;
+  std::optional<double> site_ms;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("label", s.label), v("bytes", s.bytes), v("site_ms", s.site_ms);
+  }
+};
+
+struct autotune_site {
+  std::string site, kind;
+  std::optional<std::int64_t> stage, fp32_bytes;
+  std::optional<double> fp32_site_ms;
+  std::vector<autotune_level> levels;  // most aggressive first, fp32 last when allowed
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("site", s.site), v("kind", s.kind), v("stage", s.stage), v("fp32_bytes", s.fp32_bytes);
+    v("fp32_site_ms", s.fp32_site_ms), v("levels", s.levels);
+  }
+};
+
+// One site alone at one level, against fp32 (also a line of trials.jsonl, with "type").
+struct autotune_site_measurement {
+  std::string site, level;
+  std::optional<double> mean_kl_vs_fp32, accuracy_delta_vs_fp32, seconds;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("site", s.site), v("level", s.level), v("mean_kl_vs_fp32", s.mean_kl_vs_fp32);
+    v("accuracy_delta_vs_fp32", s.accuracy_delta_vs_fp32), v("seconds", s.seconds);
+  }
+};
+
+struct autotune_trial {
+  std::optional<std::int64_t> index;
+  std::string phase, change;       // phase: start | fallback | trim
+  std::vector<std::string> levels;  // each site's level label, in `sites` order
+  std::optional<double> weight_bytes, size_ratio_to_fp32, latency_estimate_ms, metric;
+  std::optional<bool> meets_constraint, kept;
+  std::optional<accuracy_section> accuracy;
+  std::optional<double> seconds;
+  std::optional<bool> from_trials_jsonl;
+  nullable<std::int64_t> same_as_trial;
+  std::optional<std::string> recipe_file;                  // `chosen` only
+  std::optional<std::map<std::string, std::string>> sites;  // `chosen` only: site -> level label
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("index", s.index), v("phase", s.phase), v("change", s.change), v("levels", s.levels);
+    v("weight_bytes", s.weight_bytes), v("size_ratio_to_fp32", s.size_ratio_to_fp32);
+    v("latency_estimate_ms", s.latency_estimate_ms), v("metric", s.metric), v("meets_constraint", s.meets_constraint);
+    v("kept", s.kept), v("accuracy", s.accuracy), v("seconds", s.seconds), v("from_trials_jsonl", s.from_trials_jsonl);
+    v("same_as_trial", s.same_as_trial), v("recipe_file", s.recipe_file), v("sites", s.sites);
+  }
+};
+
+struct autotune_cost {
+  std::optional<double> fp32_pass_seconds, prepare_seconds, trial_seconds, sensitivity_seconds;
+  std::optional<std::int64_t> trials, sensitivity_measurements;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("fp32_pass_seconds", s.fp32_pass_seconds), v("prepare_seconds", s.prepare_seconds), v("trials", s.trials);
+    v("trial_seconds", s.trial_seconds), v("sensitivity_measurements", s.sensitivity_measurements);
+    v("sensitivity_seconds", s.sensitivity_seconds);
+  }
+};
+
+struct autotune_final_row {
+  std::string label, status;
+  std::optional<accuracy_section> accuracy;
+  std::optional<size_section> size;
+  std::optional<double> latency_p50_ms;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("label", s.label), v("status", s.status), v("accuracy", s.accuracy), v("size", s.size);
+    v("latency_p50_ms", s.latency_p50_ms);
+  }
+};
+
+// The chosen recipe run by `qexp run` on the held-out sentences.
+struct autotune_final {
+  std::string config, results_dir;
+  std::optional<double> metric;
+  std::optional<bool> meets_constraint;
+  std::optional<std::vector<autotune_final_row>> rows;
+  std::optional<std::string> error;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("config", s.config), v("results_dir", s.results_dir), v("metric", s.metric);
+    v("meets_constraint", s.meets_constraint), v("rows", s.rows), v("error", s.error);
+  }
+};
+
+struct autotune_section {
+  std::string objective;  // size | latency
+  std::optional<autotune_constraint> constraint;
+  std::optional<autotune_tuning> tuning;
+  std::optional<std::vector<autotune_candidate>> candidates;
+  std::optional<autotune_estimates> estimates;
+  std::optional<std::vector<autotune_site>> sites;
+  std::vector<autotune_site_measurement> sensitivity;
+  std::vector<autotune_trial> trials;
+  std::optional<autotune_cost> cost;
+  std::optional<autotune_trial> chosen;
+  std::optional<bool> met;
+  std::optional<autotune_final> final;
+  template <class S, class V>
+  static void fields(S& s, V&& v) {
+    v("objective", s.objective), v("constraint", s.constraint), v("tuning", s.tuning);
+    v("candidates", s.candidates), v("estimates", s.estimates), v("sites", s.sites);
+    v("sensitivity", s.sensitivity), v("trials", s.trials), v("cost", s.cost), v("chosen", s.chosen);
+    v("met", s.met), v("final", s.final);
+  }
+};
+
 // How a quantizer's child process (measure.isolate) ended when it sent no result.
 struct process_section {
   nullable<std::int64_t> exit_status, signal;
@@ -303,7 +459,7 @@ struct document {
   std::optional<data_section> data;
   std::vector<scheme_result> results;
   std::optional<sensitivity_section> sensitivity;  // kind sensitivity (docs/results.md)
-  std::optional<nlohmann::json> autotune;     // kind autotune
+  std::optional<autotune_section> autotune;        // kind autotune
   template <class S, class V>
   static void fields(S& s, V&& v) {
     v("schema", s.schema), v("experiment", s.experiment), v("environment", s.environment), v("model", s.model);

@@ -79,7 +79,20 @@ results::document full_document() {
   sens.cost = results::sensitivity_cost{};
   sens.cost->variants = 1, sens.cost->variant_seconds = 0.25, sens.cost->stages_run = 1;
   d.sensitivity = sens;
-  d.autotune = json{{"met", true}};
+  results::autotune_section tune;
+  tune.objective = "size", tune.constraint = results::autotune_constraint{"kl", 8e-6};
+  tune.sites = std::vector<results::autotune_site>{{"pre_classifier", "linear", 3, 66048, 0.01, {{"int4", 9000, 0.005}}}};
+  tune.sensitivity = {{"pre_classifier", "int4", 2e-6, -0.001, 0.1}};
+  results::autotune_trial trial;
+  trial.index = 0, trial.phase = "start", trial.levels = {"int4"}, trial.meets_constraint = true, trial.kept = true;
+  trial.accuracy = a;  // same_as_trial stays null
+  tune.trials = {trial};
+  tune.chosen = trial;
+  tune.chosen->recipe_file = "chosen_recipe.yaml", tune.chosen->sites = std::map<std::string, std::string>{{"pre_classifier", "int4"}};
+  tune.met = true;
+  tune.final = results::autotune_final{};
+  tune.final->config = "chosen_recipe.yaml", tune.final->error = "one line";
+  d.autotune = tune;
   return d;
 }
 
@@ -89,7 +102,7 @@ void collect_paths(const json& j, const std::string& prefix, std::set<std::strin
     for (auto it = j.begin(); it != j.end(); ++it) {
       const std::string path = prefix.empty() ? it.key() : prefix + "." + it.key();
       out.insert(path);
-      if (path != "experiment.resolved_config" && path != "autotune")
+      if (path != "experiment.resolved_config")
         collect_paths(it.value(), path, out);
     }
   } else if (j.is_array()) {
@@ -108,7 +121,9 @@ TEST(results, a_full_document_reads_back_as_written) {
                           "results[].accuracy.logits_sqnr_db", "results[].recipe[].sites", "environment.isa.amx_int8",
                           "results[].calibration.seed", "results[].size.breakdown.header",
                           "sensitivity.sites[].one_at_a_time.seconds", "sensitivity.sites[].site_sqnr_db",
-                          "sensitivity.cost.stages_run"})
+                          "sensitivity.cost.stages_run", "autotune.trials[].accuracy.mean_kl_vs_fp32",
+                          "autotune.chosen.sites.pre_classifier", "autotune.sites[].levels[].site_ms",
+                          "autotune.trials[].same_as_trial", "autotune.final.error"})
     EXPECT_TRUE(paths.count(key)) << key;
   EXPECT_EQ(written["results"][0]["accuracy"]["accuracy_delta_ci95"], json({-0.005, 0.002}));
   EXPECT_EQ(written["results"][0]["layer_error"][0], json({{"layer", "x"}, {"sqnr_db", nullptr}, {"nmse", nullptr},
@@ -210,6 +225,7 @@ TEST(results, docs_results_md_lists_exactly_the_keys_the_structs_write) {
   EXPECT_EQ(documented_keys(doc, "### `sensitivity` (kind `sensitivity`)"), struct_keys<results::sensitivity_section>());
   EXPECT_EQ(documented_keys(doc, "#### `sensitivity.sites[]`"), struct_keys<results::sensitivity_site>());
   EXPECT_EQ(documented_keys(doc, "#### `sensitivity.cost`"), struct_keys<results::sensitivity_cost>());
+  EXPECT_EQ(documented_keys(doc, "### `autotune` (kind `autotune`)"), struct_keys<results::autotune_section>());
 }
 
 }  // namespace
