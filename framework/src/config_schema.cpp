@@ -213,13 +213,18 @@ std::string number_text(double v) {
   return o.str();
 }
 
+// " in [1, 8]", " >= 0" (`at_least`, `at_most`: the operators, ">=" in messages, "≥" in docs), or "".
+std::string range_text(const schema_node& s, const char* at_least = " >= ", const char* at_most = " <= ") {
+  if (s.min && s.max) return " in [" + number_text(*s.min) + ", " + number_text(*s.max) + "]";
+  if (s.min) return at_least + number_text(*s.min);
+  if (s.max) return at_most + number_text(*s.max);
+  return "";
+}
+
 }  // namespace
 
 std::string expected_value(const schema_node& s) {
-  std::string range;
-  if (s.min && s.max) range = " in [" + number_text(*s.min) + ", " + number_text(*s.max) + "]";
-  else if (s.min) range = " >= " + number_text(*s.min);
-  else if (s.max) range = " <= " + number_text(*s.max);
+  const std::string range = range_text(s);
   switch (s.kind) {
     case value_kind::integer: return "an integer" + range;
     case value_kind::number: return "a number" + range;
@@ -600,15 +605,7 @@ void emit(YAML::Emitter& out, const YAML::Node& n) {
 }
 
 std::string kind_name(const schema_node& n) {
-  std::string range;
-  auto number = [](double v) {
-    std::ostringstream o;
-    o << v;
-    return o.str();
-  };
-  if (n.min && n.max) range = " in [" + number(*n.min) + ", " + number(*n.max) + "]";
-  else if (n.min) range = " ≥ " + number(*n.min);
-  else if (n.max) range = " ≤ " + number(*n.max);
+  const std::string range = range_text(n, " ≥ ", " ≤ ");
   switch (n.kind) {
     case value_kind::map: return "map";
     case value_kind::list: {

@@ -73,6 +73,48 @@ class config_reader {
   std::string source_;
 };
 
+// config.json's keys that are members of distilbert_config, declared once: from_json reads and
+// checks each (a missing optional key keeps the member's default, Hugging Face's), to_json writes
+// each. The upper bounds are far above any DistilBERT, so that a corrupt config is refused here
+// rather than by an allocation of its tables (a sinusoidal position table is built from the config
+// alone).
+template <class C, class V>
+void member_keys(C& c, V&& v) {
+  constexpr std::int64_t int32_max = std::numeric_limits<std::int32_t>::max();
+  v.integer("dim", c.dim, true, 1, 1 << 16);
+  v.integer("n_layers", c.n_layers, true, 1, 1 << 10);
+  v.integer("n_heads", c.n_heads, true, 1, 1 << 10);
+  v.integer("hidden_dim", c.hidden_dim, true, 1, 1 << 18);
+  v.integer("vocab_size", c.vocab_size, true, 1, 1 << 24);
+  v.integer("max_position_embeddings", c.max_position_embeddings, true, 1, 1 << 16);
+  v.integer("pad_token_id", c.pad_token_id, false, 0, int32_max);
+  v.string("activation", c.activation);
+  v.boolean("sinusoidal_pos_embds", c.sinusoidal_pos_embds);
+  v.number("dropout", c.dropout);
+  v.number("attention_dropout", c.attention_dropout);
+  v.number("seq_classif_dropout", c.seq_classif_dropout);
+  v.number("qa_dropout", c.qa_dropout);
+  v.number("initializer_range", c.initializer_range);
+}
+
+struct member_reader {
+  const config_reader& r;
+  void integer(const char* key, std::int64_t& m, bool required, std::int64_t min, std::int64_t max) const {
+    m = r.integer(key, m, required, min, max);
+  }
+  void string(const char* key, std::string& m) const { m = r.string(key, m); }
+  void boolean(const char* key, bool& m) const { m = r.boolean(key, m); }
+  void number(const char* key, double& m) const { m = r.number(key, m); }
+};
+
+struct member_writer {
+  nlohmann::json& j;
+  void integer(const char* key, std::int64_t m, bool, std::int64_t, std::int64_t) const { j[key] = m; }
+  void string(const char* key, const std::string& m) const { j[key] = m; }
+  void boolean(const char* key, bool m) const { j[key] = m; }
+  void number(const char* key, double m) const { j[key] = m; }
+};
+
 }  // namespace
 
 distilbert_config distilbert_config::from_json(const nlohmann::json& j, const std::string& source) {
@@ -80,22 +122,7 @@ distilbert_config distilbert_config::from_json(const nlohmann::json& j, const st
     throw checkpoint_error(source + ": expected a JSON object, found " + found_kind(j));
   config_reader r(j, source);
   distilbert_config c;
-  // Upper bounds far above any DistilBERT, so that a corrupt config is refused here rather than by
-  // an allocation of its tables (a sinusoidal position table is built from the config alone).
-  c.dim = r.integer("dim", 0, true, 1, 1 << 16);
-  c.n_layers = r.integer("n_layers", 0, true, 1, 1 << 10);
-  c.n_heads = r.integer("n_heads", 0, true, 1, 1 << 10);
-  c.hidden_dim = r.integer("hidden_dim", 0, true, 1, 1 << 18);
-  c.vocab_size = r.integer("vocab_size", 0, true, 1, 1 << 24);
-  c.max_position_embeddings = r.integer("max_position_embeddings", 0, true, 1, 1 << 16);
-  c.pad_token_id = r.integer("pad_token_id", 0, false, 0);
-  c.activation = r.string("activation", "gelu");
-  c.sinusoidal_pos_embds = r.boolean("sinusoidal_pos_embds", false);
-  c.dropout = r.number("dropout", c.dropout);
-  c.attention_dropout = r.number("attention_dropout", c.attention_dropout);
-  c.seq_classif_dropout = r.number("seq_classif_dropout", c.seq_classif_dropout);
-  c.qa_dropout = r.number("qa_dropout", c.qa_dropout);
-  c.initializer_range = r.number("initializer_range", c.initializer_range);
+  member_keys(c, member_reader{r});
 
   if (c.activation != "gelu" && c.activation != "relu")
     r.fail("activation", "expected \"gelu\" or \"relu\", found \"" + c.activation + "\"");
@@ -172,31 +199,18 @@ distilbert_config distilbert_config::preset(const std::string& name) {
 
 nlohmann::json distilbert_config::to_json() const {
   nlohmann::json j;
-  j["activation"] = activation;
+  member_keys(*this, member_writer{j});
   j["architectures"] = {"DistilBertForSequenceClassification"};
-  j["attention_dropout"] = attention_dropout;
-  j["dim"] = dim;
-  j["dropout"] = dropout;
-  j["hidden_dim"] = hidden_dim;
   nlohmann::json id2label_json = nlohmann::json::object(), label2id = nlohmann::json::object();
   for (std::size_t i = 0; i < id2label.size(); ++i) {
     id2label_json[std::to_string(i)] = id2label[i];
     label2id[id2label[i]] = i;
   }
   j["id2label"] = id2label_json;
-  j["initializer_range"] = initializer_range;
   j["label2id"] = label2id;
-  j["max_position_embeddings"] = max_position_embeddings;
   j["model_type"] = "distilbert";
-  j["n_heads"] = n_heads;
-  j["n_layers"] = n_layers;
-  j["pad_token_id"] = pad_token_id;
-  j["qa_dropout"] = qa_dropout;
-  j["seq_classif_dropout"] = seq_classif_dropout;
-  j["sinusoidal_pos_embds"] = sinusoidal_pos_embds;
   j["tie_weights_"] = true;
   j["torch_dtype"] = "float32";
-  j["vocab_size"] = vocab_size;
   return j;
 }
 
