@@ -396,6 +396,11 @@ class autotune_run {
   };
 
   const char* metric_name() const { return config_.constrain_kl ? "mean KL" : "accuracy drop (points)"; }
+  // The constrained metric of a recipe's accuracy against fp32; NaN when it is missing (a
+  // hand-edited trials.jsonl), which meets no constraint. An unchanged accuracy is a drop of 0, not -0.
+  double metric_of(const results::accuracy_section& a) const {
+    return config_.constrain_kl ? a.mean_kl_vs_fp32.value_or(NAN) : 0.0 - 100 * a.accuracy_delta_vs_fp32.value_or(NAN);
+  }
   double objective(const trial_result& t) const { return config_.minimize_latency ? t.latency_ms : t.bytes; }
 
   void prepare_candidates(const plugin_registry& plugins) {
@@ -783,9 +788,7 @@ class autotune_run {
       t.seconds = seconds_since(start);
       log_line({{"type", "trial"}, {"levels", levels_key(levels)}, {"accuracy", t.accuracy}});
     }
-    // A metric missing (a hand-edited trials.jsonl) is NaN: the recipe does not meet the constraint.
-    t.metric = config_.constrain_kl ? t.accuracy.mean_kl_vs_fp32.value_or(NAN)
-                                    : 0.0 - 100 * t.accuracy.accuracy_delta_vs_fp32.value_or(NAN);
+    t.metric = metric_of(t.accuracy);
     t.meets = t.metric <= config_.constraint_max;
     measured_.emplace(key, trials_.size());
     trials_.push_back(t);
@@ -927,8 +930,7 @@ class autotune_run {
         results::autotune_final_row row{r.label, r.status, r.accuracy, r.size, std::nullopt};
         if (r.latency && !r.latency->probe.empty()) row.latency_p50_ms = r.latency->probe[0].p50_ms;
         if (r.label == "autotuned" && r.accuracy) {
-          const double value = config_.constrain_kl ? r.accuracy->mean_kl_vs_fp32.value_or(NAN)
-                                                    : -100 * r.accuracy->accuracy_delta_vs_fp32.value_or(NAN);
+          const double value = metric_of(*r.accuracy);
           final.metric = value;
           final.meets_constraint = value <= config_.constraint_max;
         }

@@ -84,13 +84,9 @@ std::vector<std::vector<std::string>> final_cells(const results::autotune_sectio
   if (!section.final || !section.final->rows) return cells;
   for (const auto& r : *section.final->rows) {
     const results::accuracy_section a = r.accuracy.value_or(results::accuracy_section{});
-    std::string delta = format_points(a.accuracy_delta_vs_fp32);
-    if (a.accuracy_delta_ci95)
-      delta += " [" + format_points((*a.accuracy_delta_ci95)[0]) + ", " + format_points((*a.accuracy_delta_ci95)[1]) +
-               "]" + (a.accuracy_delta_significant.value_or(false) ? "" : " (n.s.)");
     std::string megabytes = "-";
     if (r.size && r.size->file_bytes) megabytes = fixed(static_cast<double>(*r.size->file_bytes) / 1e6, 2);
-    cells.push_back({r.label, format_percent(a.accuracy), delta, general(a.mean_kl_vs_fp32), megabytes,
+    cells.push_back({r.label, format_percent(a.accuracy), format_delta_with_interval(a), general(a.mean_kl_vs_fp32), megabytes,
                      format_ms(r.latency_p50_ms)});
   }
   return cells;

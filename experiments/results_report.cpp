@@ -86,6 +86,13 @@ std::string format_delta(const result_row& row) {
   const bool noise = !row.is_baseline && row.accuracy_delta_significant && !*row.accuracy_delta_significant;
   return format_points(row.accuracy_delta) + (noise ? " (n.s.)" : "");
 }
+std::string format_delta_with_interval(const results::accuracy_section& a) {
+  if (!a.accuracy_delta_vs_fp32) return "-";
+  std::string out = format_points(a.accuracy_delta_vs_fp32);
+  if (!a.accuracy_delta_ci95) return out;
+  out += " [" + format_points((*a.accuracy_delta_ci95)[0]) + ", " + format_points((*a.accuracy_delta_ci95)[1]) + "]";
+  return a.accuracy_delta_significant.value_or(false) ? out : out + " (n.s.)";
+}
 std::string format_times(const std::optional<double>& v, int decimals, const std::string& sign) {
   return v ? fixed(*v, decimals) + sign : "-";
 }

@@ -92,6 +92,9 @@ std::string format_percent(const std::optional<double>& fraction);  // 0.8107 ->
 std::string format_points(const std::optional<double>& fraction);   // signed percentage points
 // A row's accuracy delta in points, with " (n.s.)" when its 95% interval contains 0.
 std::string format_delta(const result_row& row);
+// An accuracy delta in points with its 95% interval, and " (n.s.)" when the interval contains 0:
+// "+0.11 [-0.23, +0.46] (n.s.)"; "-" without a delta.
+std::string format_delta_with_interval(const results::accuracy_section& accuracy);
 std::string format_times(const std::optional<double>& ratio, int decimals, const std::string& sign = "x");
 // "batch 1, 1 thread, 22 tokens" for a probe entry; "batch 1, 1 thread, 200 sentences, 25.1 mean
 // tokens" for a dataset entry.

@@ -13,31 +13,13 @@ namespace qexp::detail {
 namespace {
 using nlohmann::json;
 
-// One mode's measurement of a site (one_at_a_time or all_but_one).
-struct variant_cells {
-  bool present = false;
-  std::optional<double> accuracy_delta, ci_low, ci_high, agreement, kl, logits_sqnr;
-  bool significant = false;
-};
-
+// A site's cells: its measurements as written, empty (every cell "-") for a mode not measured.
 struct sensitivity_row {
   std::string rank, site, kind, plugin, error;
   std::optional<double> bytes_saved, site_sqnr;
-  variant_cells alone, all_but_one;
+  results::variant_measurement alone, all_but_one;
+  bool has_alone = false, has_all_but_one = false;
 };
-
-variant_cells read_variant(const std::optional<results::variant_measurement>& m) {
-  variant_cells v;
-  if (!m) return v;
-  v.present = true;
-  v.accuracy_delta = m->accuracy_delta_vs_fp32;
-  if (m->accuracy_delta_ci95) v.ci_low = (*m->accuracy_delta_ci95)[0], v.ci_high = (*m->accuracy_delta_ci95)[1];
-  v.significant = m->accuracy_delta_significant.value_or(false);
-  v.agreement = m->agreement_with_fp32;
-  v.kl = m->mean_kl_vs_fp32;
-  v.logits_sqnr = m->logits_sqnr_db;
-  return v;
-}
 
 std::vector<sensitivity_row> read_rows(const results::sensitivity_section& section) {
   std::vector<sensitivity_row> rows;
@@ -47,18 +29,12 @@ std::vector<sensitivity_row> read_rows(const results::sensitivity_section& secti
     r.site = s.site, r.kind = s.kind, r.plugin = s.plugin, r.error = s.error.value_or("");
     r.bytes_saved = s.bytes_saved;
     if (s.site_sqnr_db) r.site_sqnr = s.site_sqnr_db->value;
-    r.alone = read_variant(s.one_at_a_time);
-    r.all_but_one = read_variant(s.all_but_one);
+    r.alone = s.one_at_a_time.value_or(results::variant_measurement{});
+    r.all_but_one = s.all_but_one.value_or(results::variant_measurement{});
+    r.has_alone = s.one_at_a_time.has_value(), r.has_all_but_one = s.all_but_one.has_value();
     rows.push_back(std::move(r));
   }
   return rows;
-}
-
-std::string delta_text(const variant_cells& v) {
-  if (!v.accuracy_delta) return "-";
-  std::string out = format_points(v.accuracy_delta);
-  if (v.ci_low && v.ci_high) out += " [" + format_points(v.ci_low) + ", " + format_points(v.ci_high) + "]";
-  return v.ci_low && !v.significant ? out + " (n.s.)" : out;
 }
 
 std::string kl_text(const std::optional<double>& kl) {
@@ -100,8 +76,8 @@ std::string sensitivity_markdown(const json& run) {
   out += "Each site of the scheme quantized alone, the rest fp32 (one at a time), and/or every site but it "
          "(all but one), measured against fp32; ranked by " + md_text(section->ranked_by) +
          ". Accuracy deltas are in points with their 95% paired-bootstrap interval; (n.s.): the interval contains 0.\n\n";
-  const bool alone = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return r.alone.present; });
-  const bool all_but = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return r.all_but_one.present; });
+  const bool alone = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return r.has_alone; });
+  const bool all_but = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return r.has_all_but_one; });
   std::vector<std::string> header{"rank", "site", "plugin", "KiB saved", "site SQNR dB"};
   if (alone) header.insert(header.end(), {"alone: KL", "alone: accuracy delta", "alone: agreement", "alone: logits SQNR dB"});
   if (all_but) header.insert(header.end(), {"all but it: KL", "all but it: accuracy delta"});
@@ -112,9 +88,10 @@ std::string sensitivity_markdown(const json& run) {
   for (const auto& r : rows) {
     std::vector<std::string> c{r.rank, md_code(r.site), md_text(r.plugin), kb(r.bytes_saved), fixed(r.site_sqnr, 1)};
     if (alone)
-      c.insert(c.end(), {kl_text(r.alone.kl), md_text(delta_text(r.alone)), format_percent(r.alone.agreement),
-                         fixed(r.alone.logits_sqnr, 1)});
-    if (all_but) c.insert(c.end(), {kl_text(r.all_but_one.kl), md_text(delta_text(r.all_but_one))});
+      c.insert(c.end(), {kl_text(r.alone.mean_kl_vs_fp32), md_text(format_delta_with_interval(r.alone)),
+                         format_percent(r.alone.agreement_with_fp32), fixed(r.alone.logits_sqnr_db, 1)});
+    if (all_but)
+      c.insert(c.end(), {kl_text(r.all_but_one.mean_kl_vs_fp32), md_text(format_delta_with_interval(r.all_but_one))});
     c.push_back(md_text(r.error));
     cells.push_back(std::move(c));
   }
@@ -141,14 +118,15 @@ std::string sensitivity_html(const json& run, std::size_t run_index) {
     const bool alone = std::string(mode) == "one_at_a_time";
     std::vector<plots::bar_row> kl_bars, delta_bars;
     for (const auto& r : rows) {
-      const variant_cells& v = alone ? r.alone : r.all_but_one;
-      if (!v.present || !v.kl || !v.accuracy_delta) continue;
+      const results::variant_measurement& v = alone ? r.alone : r.all_but_one;
+      if (!v.mean_kl_vs_fp32 || !v.accuracy_delta_vs_fp32) continue;  // not measured in this mode, or failed
       const std::string label = r.rank + ". " + r.site.substr(r.site.rfind(prefix, 0) == 0 ? prefix.size() : 0);
-      kl_bars.push_back({label, r.site + ": KL " + kl_text(v.kl) + ", " + kb(r.bytes_saved) + " KiB saved",
-                         kl_text(v.kl), plots::palette[alone ? 0 : 1], *v.kl, std::nullopt});
-      plots::bar_row d{label, r.site + ": " + delta_text(v), format_points(v.accuracy_delta),
-                       plots::palette[alone ? 3 : 2], *v.accuracy_delta * 100, std::nullopt};
-      if (v.ci_low && v.ci_high) d.interval = std::make_pair(*v.ci_low * 100, *v.ci_high * 100);
+      const std::string kl = kl_text(v.mean_kl_vs_fp32);
+      kl_bars.push_back({label, r.site + ": KL " + kl + ", " + kb(r.bytes_saved) + " KiB saved", kl,
+                         plots::palette[alone ? 0 : 1], *v.mean_kl_vs_fp32, std::nullopt});
+      plots::bar_row d{label, r.site + ": " + format_delta_with_interval(v), format_points(v.accuracy_delta_vs_fp32),
+                       plots::palette[alone ? 3 : 2], *v.accuracy_delta_vs_fp32 * 100, std::nullopt};
+      if (const auto& ci = v.accuracy_delta_ci95) d.interval = std::make_pair((*ci)[0] * 100, (*ci)[1] * 100);
       delta_bars.push_back(std::move(d));
     }
     if (kl_bars.empty()) continue;
