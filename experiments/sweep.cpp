@@ -102,13 +102,17 @@ const settings_section<slurm_settings>& slurm_section() {
 // The axes are maps of config keys to lists of values (checked by axis_lists, and each point
 // against its kind's own schema), the rest plain keys.
 schema_node sweep_schema() {
-  return schema_node::map_of({
-      {"name", schema_node::of(value_kind::string, "the sweep's folder under the output root; default: the config's name")
-                   .as_folder_name()},
-      {"grid", schema_node::of(value_kind::free_map, "config key: list of values; every combination is a point")},
-      {"zip", schema_node::of(value_kind::free_map, "config key: list of values, all moving in lock-step")},
-      {"slurm", slurm_section().schema("the job array's #SBATCH header")},
-  }, "what one config varies and how its points run (`qexp sweep`)");
+  const schema_node sweep = schema_node::map_of(
+      {
+          {"name", schema_node::of(value_kind::string,
+                                   "the sweep's folder under the output root; default: the config's name")
+                       .as_folder_name()},
+          {"grid", schema_node::of(value_kind::free_map, "config key: list of values; every combination is a point")},
+          {"zip", schema_node::of(value_kind::free_map, "config key: list of values, all moving in lock-step")},
+          {"slurm", slurm_section().schema("the job array's #SBATCH header")},
+      },
+      "what one config varies and how its points run (`qexp sweep`)");
+  return schema_node::map_of({{"sweep", sweep}});
 }
 
 namespace {
@@ -174,7 +178,7 @@ sweep_plan expand_sweep(const fs::path& config_file, const std::vector<std::stri
   sweep_only["sweep"] = sweep;
   whole_source.document = sweep_only;
   const YAML::Node settings =
-      resolve_config(sweep_only, schema_node::map_of({{"sweep", sweep_schema()}}), whole_source)["sweep"];
+      resolve_config(sweep_only, sweep_schema(), whole_source)["sweep"];
 
   // Point overrides exclude --set sweep.*: those shaped the expansion, not the experiment.
   std::vector<std::string> experiment_overrides;

@@ -52,7 +52,8 @@ struct sweep_plan {
   slurm_settings slurm;
 };
 
-// The `sweep:` section's schema (name, grid, zip, slurm): its checks, defaults and docs.
+// The schema of a config file's `sweep:` key (name, grid, zip, slurm): its checks, defaults and
+// docs; the file's other keys are its kind's.
 schema_node sweep_schema();
 
 // Stable short id of a resolved config: 10 hex digits of the 64-bit FNV-1a hash of

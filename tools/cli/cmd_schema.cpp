@@ -16,7 +16,7 @@ QEXP_COMMAND("schema", "Print the config reference of an experiment kind as Mark
       std::cout << qexp::schema_markdown(k.schema(), "kind: " + name) << "\n" << k.summary << "\n\n";
     }
     if (kind->empty() || *kind == "sweep") {
-      std::cout << qexp::schema_markdown(qexp::schema_node::map_of({{"sweep", qexp::sweep_schema()}}), "sweep")
+      std::cout << qexp::schema_markdown(qexp::sweep_schema(), "sweep")
                 << "\nIn a config file of any kind, `qexp sweep` expands it into points (docs/sweeps.md).\n\n";
       return 0;
     }
