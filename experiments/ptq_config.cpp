@@ -8,6 +8,7 @@
 #include "qexp/settings_section.h"
 #include "qexp/input_file.h"
 #include "qexp/threads.h"
+#include "qexp/text.h"
 
 namespace qexp {
 
@@ -54,12 +55,6 @@ schema_node recipe_entry_schema(const std::string& default_plugin) {
 }
 
 namespace {
-
-std::string join(const std::vector<std::string>& parts, const std::string& separator) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
-  return out;
-}
 
 std::string default_label(const recipe& r) {
   std::vector<std::string> parts;

@@ -16,6 +16,7 @@
 #include "qexp/errors.h"
 #include "qexp/input_file.h"
 #include "qexp/settings_section.h"
+#include "qexp/text.h"
 #include "results.h"
 #include "results_report.h"
 
@@ -131,12 +132,6 @@ YAML::Node resolve_point(const fs::path& file, const std::vector<std::string>& o
   std::string kind = "ptq";
   if (document.IsMap() && document["kind"] && document["kind"].IsScalar()) kind = document["kind"].as<std::string>();
   return resolve_config(document, find_experiment_kind(kind).schema(), source);
-}
-
-std::string join(const std::vector<std::string>& parts, const std::string& separator) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
-  return out;
 }
 
 }  // namespace

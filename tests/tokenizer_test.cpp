@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "qexp/errors.h"
+#include "qexp/text.h"
 #include "test_support.h"
 
 namespace {
@@ -41,11 +42,7 @@ std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
   return records;
 }
 
-std::string join(const std::vector<std::string>& tokens) {
-  std::string out;
-  for (const auto& t : tokens) out += (out.empty() ? "" : " ") + t;
-  return out;
-}
+std::string join(const std::vector<std::string>& tokens) { return qexp::join(tokens, " "); }
 
 std::vector<std::string> tokens_of(std::string_view text, std::size_t max_length = 512) {
   auto tokens = uncased().encode(text, max_length).tokens;

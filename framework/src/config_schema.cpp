@@ -229,11 +229,7 @@ std::string expected_value(const schema_node& s) {
     case value_kind::integer: return "an integer" + range;
     case value_kind::number: return "a number" + range;
     case value_kind::boolean: return "true or false";
-    case value_kind::choice: {
-      std::string all;
-      for (const auto& c : s.choices) all += (all.empty() ? "" : ", ") + c;
-      return "one of " + all;
-    }
+    case value_kind::choice: return "one of " + join(s.choices, ", ");
     case value_kind::path:
     case value_kind::data_path: return "a path";
     default: return "a string";
@@ -360,10 +356,7 @@ class resolver {
         const std::string name = entry.first.as<std::string>();
         if (!s.field(name)) {
           std::string hint = did_you_mean(name, names);
-          if (hint.empty()) {  // nothing close: say what the map takes
-            for (const auto& n : names) hint += (hint.empty() ? " (known: " : ", ") + n;
-            if (!hint.empty()) hint += ")";
-          }
+          if (hint.empty() && !names.empty()) hint = " (known: " + qexp::join(names, ", ") + ")";  // nothing close
           throw config_error("unknown key '" + name + "' at " + where(join(key, name), entry.first) + hint);
         }
       }
@@ -616,11 +609,7 @@ std::string kind_name(const schema_node& n) {
     case value_kind::integer: return "integer" + range;
     case value_kind::number: return "number" + range;
     case value_kind::boolean: return "bool";
-    case value_kind::choice: {
-      std::string all;
-      for (const auto& c : n.choices) all += (all.empty() ? "" : " \\| ") + c;
-      return "one of " + all;
-    }
+    case value_kind::choice: return "one of " + join(n.choices, " \\| ");
     case value_kind::path: return "path";
     case value_kind::data_path: return "data path";
     case value_kind::scalar_map: return "map of options";

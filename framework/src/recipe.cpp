@@ -18,12 +18,6 @@
 namespace qexp {
 namespace {
 
-std::string join(const std::vector<std::string>& parts, const std::string& separator) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
-  return out;
-}
-
 std::string rule_text(const recipe_rule& rule) {
   std::string text = "plugin '" + rule.plugin + "'";
   if (rule.layers.include != std::vector<std::string>{"*"}) text += " include [" + join(rule.layers.include, ", ") + "]";

@@ -22,6 +22,12 @@ std::vector<std::string> split_path_list(const char* text) {
   return parts;
 }
 
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
+  return out;
+}
+
 std::string one_line(const std::string& text, std::size_t limit) {
   std::string out;
   bool space = false;

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "sweep.h"
+#include "qexp/text.h"
 
 namespace {
 
@@ -17,12 +18,6 @@ qexp::point_command this_qexp() {
     command.global_args.push_back(std::filesystem::absolute(p).string());
   }
   return command;
-}
-
-std::string join(const std::vector<std::string>& parts) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : "  ") + p;
-  return out;
 }
 
 int final_report(const qexp::sweep_plan& plan, const std::vector<qexp::point_status>& statuses) {
@@ -57,9 +52,9 @@ QEXP_COMMAND("sweep", "Run a sweep: many experiments from one YAML, locally or a
   run = [args] {
     const auto plan = qexp::expand_sweep(args->config, args->overrides, args->out);
     if (args->list) {
-      std::cout << "sweep " << plan.name << ": " << plan.points.size() << " points over " << join(plan.axis_keys)
+      std::cout << "sweep " << plan.name << ": " << plan.points.size() << " points over " << qexp::join(plan.axis_keys, "  ")
                 << "\nresults: " << plan.dir.string() << "/<id>/\n";
-      for (const auto& p : plan.points) std::cout << "  " << p.id << "  " << join(p.overrides) << "\n";
+      for (const auto& p : plan.points) std::cout << "  " << p.id << "  " << qexp::join(p.overrides, "  ") << "\n";
       return 0;
     }
     const auto queued = qexp::queued_slurm_tasks(plan);

@@ -18,6 +18,9 @@ std::string shape_text(c10::IntArrayRef shape);
 // order; none for a null or empty text.
 std::vector<std::string> split_path_list(const char* text);
 
+// "a, b, c" for join({"a", "b", "c"}, ", "); "" for none (a separator follows only text so far).
+std::string join(const std::vector<std::string>& parts, const std::string& separator);
+
 // `text` as one line: newlines, tabs and runs of spaces become one space, leading and trailing ones
 // go; with `limit` > 0, more than `limit` characters are cut and end in "...".
 std::string one_line(const std::string& text, std::size_t limit = 0);
