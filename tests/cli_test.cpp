@@ -142,7 +142,7 @@ TEST(cli, plugins_json_lists_fp32_with_its_options) {
     ASSERT_EQ(p["options"].size(), 1u);
     EXPECT_EQ(p["options"][0]["name"], "backend");
     EXPECT_EQ(p["options"][0]["type"], "choice");
-    EXPECT_EQ(p["options"][0]["default"], "onednn");  // the model's own default Linear
+    EXPECT_EQ(p["options"][0]["default"], "auto");  // the model's own default Linear
   }
   EXPECT_TRUE(found) << r.output;
 }

@@ -18,10 +18,10 @@ qexp::layer small_layer() {
   return {"test.linear", at::randn({6, 8}), at::randn({6})};
 }
 
-// A wrong input width is qexp::input_error (exit 4) in both backends, as in the plugins; it was a
+// A wrong input width is qexp::input_error (exit 4) in every backend, as in the plugins; it was a
 // c10::Error (exit 1) from a TORCH_CHECK.
-TEST(float_linear, a_wrong_input_width_is_an_input_error_in_both_backends) {
-  for (const auto backend : {qexp::float_backend::blas, qexp::float_backend::onednn}) {
+TEST(float_linear, a_wrong_input_width_is_an_input_error_in_every_backend) {
+  for (const auto backend : {qexp::float_backend::blas, qexp::float_backend::onednn, qexp::float_backend::qexp}) {
     auto linear = qexp::make_float_linear(small_layer(), backend);
     EXPECT_EQ(linear->forward(at::randn({2, 3, 8})).sizes(), (std::vector<int64_t>{2, 3, 6})) << qexp::to_string(backend);
     try {

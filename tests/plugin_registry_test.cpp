@@ -158,7 +158,7 @@ TEST(plugin_registry, an_unsupported_plugin_is_listed_but_cannot_be_created) {
 
 TEST(plugin_registry, the_fp32_plugin_prepares_a_working_linear) {
   auto registry = plugin_registry::discover();
-  for (const char* backend : {"blas", "onednn"}) {
+  for (const char* backend : {"blas", "onednn", "qexp", "auto"}) {
     auto quantizer = registry.create_linear("fp32", {{"backend", backend}});
     qexp::layer l{"test.lin", at::randn({24, 40}), at::randn({24})};
     auto linear = quantizer->prepare(l);
@@ -180,8 +180,17 @@ TEST(plugin_registry, the_cli_turns_each_broken_plugin_into_one_error_line_and_e
 
 TEST(plugin_registry, the_fp32_baseline_defaults_to_the_models_own_float_linear) {
   auto registry = plugin_registry::discover();
-  EXPECT_STREQ(registry.find("fp32").info->options[0].default_value,
-               qexp::to_string(qexp::default_float_backend()));
+  EXPECT_STREQ(registry.find("fp32").info->options[0].default_value, "auto");
+  // Backends sum in different orders: the same bits mean the same kernel.
+  at::manual_seed(8);
+  qexp::layer l{"test.lin", at::randn({200, 300}), at::randn({200})};
+  const auto x = at::randn({25, 300});
+  const auto baseline = registry.create_linear("fp32")->prepare(l)->forward(x);
+  EXPECT_TRUE(at::equal(baseline, qexp::make_float_linear(l)->forward(x)));
+  for (const auto other : {qexp::float_backend::blas, qexp::float_backend::onednn, qexp::float_backend::qexp}) {
+    if (other == qexp::default_float_backend()) continue;
+    EXPECT_FALSE(at::equal(baseline, qexp::make_float_linear(l, other)->forward(x))) << qexp::to_string(other);
+  }
 }
 
 // Issue 17: a library cut short would be mapped past its end by dlopen (SIGBUS); a FIFO would

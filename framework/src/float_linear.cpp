@@ -7,17 +7,26 @@
 #include <unordered_map>
 
 #include "qexp/errors.h"
+#include "qexp/float_gemm.h"
 #include "qexp/plugin_helpers.h"
 
 namespace qexp {
 
 const char* to_string(float_backend backend) {
-  return backend == float_backend::blas ? "blas" : "onednn";
+  switch (backend) {
+    case float_backend::blas: return "blas";
+    case float_backend::onednn: return "onednn";
+    case float_backend::qexp: break;
+  }
+  return "qexp";
 }
 
-// oneDNN with its weights kept in the blocked layout: 1.75x faster than OpenBLAS on the full-size
-// DistilBERT at one thread on AVX-512 (29.6 vs 51.7 ms CPU per sentence, docs/benchmarks.md).
-float_backend default_float_backend() { return float_backend::onednn; }
+// qexp's float_gemm where the CPU has AVX-512 (faster than oneDNN's f32 matmul on the full-size
+// DistilBERT, docs/benchmarks.md); elsewhere its kernel would be the portable C++ one, and oneDNN
+// with its weights kept in the blocked layout is the fastest (1.75x OpenBLAS at one thread).
+float_backend default_float_backend() {
+  return float_gemm::avx512_available() ? float_backend::qexp : float_backend::onednn;
+}
 
 namespace {
 
@@ -53,6 +62,25 @@ class blas_linear final : public float_linear_base {
 
  private:
   at::Tensor weight_t_;  // a transposed view: BLAS takes it as op(B) = W^T without a copy
+};
+
+// qexp's float_gemm on weights packed once into its panels.
+class qexp_linear final : public float_linear_base {
+ public:
+  explicit qexp_linear(const layer& l)
+      : float_linear_base(l), packed_(weight_.data_ptr<float>(), weight_.size(0), weight_.size(1)) {}
+
+  at::Tensor forward(const at::Tensor& x) override {
+    const int64_t k = weight_.size(1), n = weight_.size(0);
+    const auto in = linear_input_of(x, k, n, "float Linear");
+    auto y = at::empty({in.m(), n}, in.rows.options());
+    float_gemm::multiply(in.rows.data_ptr<float>(), k, in.m(), packed_,
+                         bias_.defined() ? bias_.data_ptr<float>() : nullptr, y.data_ptr<float>(), n);
+    return y.view(in.out_shape);
+  }
+
+ private:
+  float_gemm::packed_weights packed_;
 };
 
 // oneDNN f32 matmul. The weights are reordered once into the blocked layout the matmul
@@ -153,8 +181,12 @@ class onednn_linear final : public float_linear_base {
 
 std::unique_ptr<packed_linear> make_float_linear(const layer& l, float_backend backend) {
   check_layer(l, "float", false);  // the float path computes NaN and Inf as they are
-  if (backend == float_backend::onednn) return std::make_unique<onednn_linear>(l);
-  return std::make_unique<blas_linear>(l);
+  switch (backend) {
+    case float_backend::blas: return std::make_unique<blas_linear>(l);
+    case float_backend::onednn: return std::make_unique<onednn_linear>(l);
+    case float_backend::qexp: break;
+  }
+  return std::make_unique<qexp_linear>(l);
 }
 
 std::unique_ptr<packed_linear> load_float_linear(const tensor_reader& in, const std::string& prefix,

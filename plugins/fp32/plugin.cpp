@@ -7,10 +7,12 @@
 namespace {
 
 const qexp::option_spec fp32_options[] = {
-    {"backend", qexp::option_type::choice, "onednn",
-     "Float GEMM: 'onednn' (oneDNN f32 matmul on blocked weights, measured fastest here: see "
-     "docs/benchmarks.md) or 'blas' (at::addmm on OpenBLAS)",
-     "blas|onednn"},
+    {"backend", qexp::option_type::choice, "auto",
+     "Float GEMM: 'auto' (the model's own default Linear: qexp where the CPU has AVX-512, onednn "
+     "elsewhere; see docs/benchmarks.md), 'qexp' (qexp's float_gemm on weights packed in 64-channel "
+     "panels, streamed with prefetch), 'onednn' (oneDNN f32 matmul on blocked weights) or 'blas' "
+     "(at::addmm on OpenBLAS)",
+     "auto|qexp|onednn|blas"},
 };
 
 class fp32_quantizer final : public qexp::linear_quantizer {
@@ -33,7 +35,9 @@ int fp32_supported(const char** /*reason*/) { return 1; }
 qexp::linear_quantizer* fp32_create(const qexp::option_values& options, std::string* /*error*/) {
   // Whatever this throws, the registry reports as the factory's error (plugin_registry.cpp).
   return new fp32_quantizer(
-      qexp::get_choice(options, fp32_options, "backend", {qexp::float_backend::blas, qexp::float_backend::onednn}));
+      qexp::get_choice(options, fp32_options, "backend",
+                       {qexp::default_float_backend(), qexp::float_backend::qexp, qexp::float_backend::onednn,
+                        qexp::float_backend::blas}));
 }
 
 // Float32 against a float64 reference: rounding only. dequantized_weight() is the weight itself.
@@ -46,6 +50,6 @@ void fp32_budget(const qexp::option_values& /*options*/, qexp::conformance_budge
 }  // namespace
 
 QEXP_PLUGIN("fp32", "1.0.0",
-            "float32 reference Linear (no quantization): OpenBLAS via at::addmm, or oneDNN's f32 matmul "
-            "on blocked weights, measured 1.75x faster on AVX-512 and the model's default Linear",
+            "float32 reference Linear (no quantization), the model's default Linear: qexp's own AVX-512 "
+            "kernel, oneDNN's f32 matmul on blocked weights, or OpenBLAS via at::addmm",
             fp32_options, fp32_supported, fp32_create, nullptr, fp32_budget)

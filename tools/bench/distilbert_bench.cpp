@@ -134,7 +134,7 @@ void fp32_latency(benchmark::State& state, qexp::float_backend backend, int batc
 }
 
 void register_benchmarks() {
-  for (auto backend : {qexp::float_backend::blas, qexp::float_backend::onednn})
+  for (auto backend : {qexp::float_backend::blas, qexp::float_backend::onednn, qexp::float_backend::qexp})
     for (int batch : {1, 8})
       benchmark::RegisterBenchmark(
           ("distilbert_fp32/" + std::string(qexp::to_string(backend)) + "/batch:" + std::to_string(batch))

@@ -78,7 +78,7 @@ struct options {
 };
 
 // Every float backend and INT8 plugin configuration the benchmark compares by default.
-const std::vector<std::string> default_configs = {"fp32:backend=blas", "fp32:backend=onednn",
+const std::vector<std::string> default_configs = {"fp32:backend=blas", "fp32:backend=onednn", "fp32:backend=qexp",
                                                   "dynamic-int8:granularity=per_tensor",
                                                   "onednn-int8:granularity=per_channel",
                                                   "onednn-int8:granularity=per_channel,activation_type=s8"};

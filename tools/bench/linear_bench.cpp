@@ -161,7 +161,7 @@ void register_all(const qexp::plugin_registry& registry) {
     const auto l = make_layer(s);
     const std::string shape_name = std::to_string(s.in) + "x" + std::to_string(s.out);
     std::vector<std::pair<std::string, forward_fn>> impls;
-    for (auto backend : {qexp::float_backend::blas, qexp::float_backend::onednn}) {
+    for (auto backend : {qexp::float_backend::blas, qexp::float_backend::onednn, qexp::float_backend::qexp}) {
       std::shared_ptr<qexp::packed_linear> lin = qexp::make_float_linear(l, backend);
       keep_alive.push_back(lin);
       impls.emplace_back(std::string("fp32{") + qexp::to_string(backend) + "}",

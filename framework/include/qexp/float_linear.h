@@ -12,10 +12,12 @@ namespace qexp {
 enum class float_backend {
   blas,    // at::addmm, i.e. the BLAS libtorch links (OpenBLAS once installed)
   onednn,  // a oneDNN f32 matmul primitive, weights reordered once into its preferred layout
+  qexp,    // qexp's float_gemm (float_gemm.h): AVX-512 where the CPU has it, portable C++ elsewhere
 };
 
 const char* to_string(float_backend backend);
-// The backend measured fastest on this project's machines (see docs/benchmarks.md).
+// The backend measured fastest on this CPU's kind (see docs/benchmarks.md): qexp where the CPU
+// has AVX-512, onednn elsewhere.
 float_backend default_float_backend();
 
 std::unique_ptr<packed_linear> make_float_linear(const layer& l,
