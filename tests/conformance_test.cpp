@@ -107,6 +107,18 @@ TEST(run_conformance, a_dequantized_weight_that_lies_fails_that_check_only) {
   EXPECT_EQ(check->detail.find('\n'), std::string::npos);
 }
 
+// The model runs the last block on [CLS] rows alone on this claim: a Linear that makes it falsely
+// fails that check.
+TEST(run_conformance, a_false_rows_independent_claim_fails_that_check_only) {
+  auto registry = registry_of("row_mixing");
+  const auto checks = run_conformance(registry, {"row-mixing", {}, "defaults"});
+  EXPECT_EQ(failed_names(checks), std::vector<std::string>{"linear.rows_independent_holds_when_claimed"})
+      << describe(checks);
+  const auto* check = find_check(checks, "linear.rows_independent_holds_when_claimed");
+  ASSERT_TRUE(check);
+  EXPECT_NE(check->detail.find("alone differs from its row of the whole call"), std::string::npos) << check->detail;
+}
+
 TEST(run_conformance, a_load_that_is_not_bit_identical_fails_the_save_load_check) {
   auto registry = registry_of("lossy_load");
   const auto checks = run_conformance(registry, {"lossy-load", {}, "defaults"});

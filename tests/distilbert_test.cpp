@@ -177,6 +177,61 @@ TEST(distilbert, a_model_changed_from_a_stage_on_runs_from_that_stage) {
   }
 }
 
+// Wraps a Linear, says rows_independent() as told, and counts the rows it is given.
+class row_counting_linear final : public qexp::packed_linear {
+ public:
+  row_counting_linear(std::shared_ptr<qexp::packed_linear> inner, bool independent)
+      : inner_(std::move(inner)), independent_(independent) {}
+  at::Tensor forward(const at::Tensor& x) override {
+    rows_seen.push_back(x.size(0));
+    return inner_->forward(x);
+  }
+  std::size_t packed_bytes() const override { return inner_->packed_bytes(); }
+  at::Tensor dequantized_weight() const override { return inner_->dequantized_weight(); }
+  void save(qexp::tensor_writer& out, const std::string& prefix) const override { inner_->save(out, prefix); }
+  bool rows_independent() const override { return independent_; }
+  std::vector<std::int64_t> rows_seen;
+
+ private:
+  std::shared_ptr<qexp::packed_linear> inner_;
+  bool independent_;
+};
+
+// The classifier reads the [CLS] rows only: once the last block's attention is done, its out_lin,
+// lin1 and lin2 run on those rows alone when all three say rows_independent(), with the logits of
+// the whole computation (bitwise: the float kernels' rows do not depend on each other).
+TEST(distilbert, the_last_block_runs_on_cls_rows_when_its_linears_are_row_independent) {
+  auto model = qexp::distilbert_classifier::from_folder(golden_dir());
+  const auto [ids, mask] = golden_batch();
+  const std::int64_t real_rows = mask.sum().item<std::int64_t>(), sequences = ids.size(0);
+  ASSERT_GT(real_rows, sequences);
+  const std::string last = "distilbert.transformer.layer." + std::to_string(model.config().n_layers - 1) + ".";
+  const auto wrap = [&](qexp::distilbert_classifier& m, const std::string& site, bool independent) {
+    auto counting = std::make_shared<row_counting_linear>(qexp::make_float_linear(m.float_layer(site)), independent);
+    m.replace_linear(site, counting);
+    return counting;
+  };
+  // Every rows_seen entry is one forward's call.
+  std::vector<qexp::distilbert_classifier::stage_input> saved;
+  const at::Tensor whole = model.forward_saving_stages(ids, mask, saved);  // saving stages: every row
+  auto cls_only = model;
+  auto lin1 = wrap(cls_only, last + "ffn.lin1", true);
+  auto q = wrap(cls_only, last + "attention.q_lin", true);
+  EXPECT_TRUE(at::equal(cls_only.forward(ids, mask), whole));
+  EXPECT_EQ(lin1->rows_seen, std::vector<std::int64_t>{sequences});
+  EXPECT_EQ(q->rows_seen, std::vector<std::int64_t>{real_rows});  // keys and values need every row
+  // An observer sees every row.
+  cls_only.set_linear_observer([](const std::string&, const at::Tensor&, const at::Tensor&) {});
+  EXPECT_TRUE(at::equal(cls_only.forward(ids, mask), whole));
+  EXPECT_EQ(lin1->rows_seen.back(), real_rows);
+  // One Linear of the three that takes a statistic across rows keeps the whole block on every row.
+  auto all_rows = model;
+  auto lin1_all = wrap(all_rows, last + "ffn.lin1", true);
+  wrap(all_rows, last + "ffn.lin2", false);
+  EXPECT_TRUE(at::equal(all_rows.forward(ids, mask), whole));
+  EXPECT_EQ(lin1_all->rows_seen, std::vector<std::int64_t>{real_rows});
+}
+
 TEST(distilbert, forward_from_refuses_an_input_of_another_shape_or_stage) {
   auto model = qexp::distilbert_classifier::from_folder(golden_dir());
   const auto [ids, mask] = golden_batch();

@@ -228,6 +228,7 @@ class linear_suite {
     add("save_then_load_gives_bit_identical_outputs", &linear_suite::save_load);
     add("wrong_input_width_is_an_error_not_a_crash", &linear_suite::wrong_width);
     add("prepare_keeps_the_float_weight", &linear_suite::keeps_float_weight);
+    add("rows_independent_holds_when_claimed", &linear_suite::rows_independent);
     return out;
   }
 
@@ -286,6 +287,33 @@ class linear_suite {
     y = lin->forward(at::zeros({2, 0, 40}));
     if (y.sizes() != at::IntArrayRef{2, 0, 24})
       fail("input [2, 0, 40] gave " + shape_text(y.sizes()) + ", expected [2, 0, 24]");
+  }
+
+  // A Linear that says rows_independent() gives each row alone what it gives that row among
+  // others: rows of scales 1e-3 to 1e3, so that a range taken over the whole call (which the
+  // claim rules out) would quantize the small rows on the large rows' grid.
+  void rows_independent(conformance_check& r) {
+    const layer l = random_layer(40, 24, 41);
+    auto lin = prepare(l);
+    if (!lin->rows_independent()) {
+      r.detail = "not claimed: the model runs this Linear on every row";
+      return;
+    }
+    auto gen = generator(42);
+    const auto x = at::randn({7, 40}, gen) * at::pow(10.0, at::arange(-3, 4, at::kDouble)).to(at::kFloat).reshape({7, 1});
+    const auto whole = lin->forward(x);
+    double worst = 0;
+    for (std::int64_t row = 0; row < x.size(0); ++row) {
+      const auto alone = lin->forward(x.narrow(0, row, 1));
+      const double scale = std::max(whole[row].abs().max().item<double>(), 1e-30);
+      const double diff = max_abs_diff(alone[0], whole[row]) / scale;
+      if (!(diff <= 1e-4))
+        fail("row " + std::to_string(row) + " alone differs from its row of the whole call by " + sci(diff) +
+             " of its largest output: rows_independent() says it should not");
+      worst = std::max(worst, diff);
+    }
+    r.measured["rows_independent_worst_relative_diff"] = worst;
+    r.detail = "claimed; worst relative difference " + sci(worst);
   }
 
   void zero_input(conformance_check&) {

@@ -254,9 +254,14 @@ at::Tensor distilbert_classifier::run_from(const stage_input& in, std::vector<st
   const std::int64_t heads = config_.n_heads;
   at::Tensor x = in.hidden;
 
-  // The last block runs on every row too, although the classifier reads position 0 only: a
-  // Linear with per-tensor dynamic activation ranges would give other numbers on fewer rows, and
-  // the plugin ABI does not say which Linears treat rows independently.
+  // The classifier reads position 0 of each sequence only, so after the last block's attention
+  // (whose keys and values need every row) the rest of that block runs on the [CLS] rows alone,
+  // when its three Linears say each output row depends on its own input row only (a per-tensor
+  // dynamic activation range would give other numbers on fewer rows). Not while an observer
+  // watches (calibration sees every row) or stages are saved (each holds every row).
+  const std::vector<std::int64_t> first_rows(rows.start.begin(), rows.start.end() - 1);
+  const bool cls_only_last_block = in_place && !saved && rows.count() != rows.sequences() &&
+                                   last_block_rows_independent();
   for (std::int64_t b = in.stage - 1; b < config_.n_layers; ++b) {
     if (saved) saved->push_back({b + 1, x, in.rows});
     const std::size_t base = static_cast<std::size_t>(b) * linears_per_block;
@@ -264,7 +269,12 @@ at::Tensor distilbert_classifier::run_from(const stage_input& in, std::vector<st
     const at::Tensor q = apply_linear(base + q_lin, x).contiguous();
     const at::Tensor k = apply_linear(base + k_lin, x).contiguous();
     const at::Tensor v = apply_linear(base + v_lin, x).contiguous();
-    const at::Tensor context = detail::fused_attention(q, k, v, rows, heads);
+    at::Tensor context = detail::fused_attention(q, k, v, rows, heads);
+    if (cls_only_last_block && b + 1 == config_.n_layers) {
+      const at::Tensor index = long_tensor_view(first_rows);
+      context = context.index_select(0, index);
+      x = x.index_select(0, index);
+    }
     at::Tensor attended = apply_linear(base + out_lin, context);
     if (!in_place) attended = attended.clone();
     detail::add_layer_norm_(attended, x, norms.sa_weight, norms.sa_bias, layer_norm_eps);
@@ -284,12 +294,19 @@ at::Tensor distilbert_classifier::run_from(const stage_input& in, std::vector<st
 
   if (saved) saved->push_back({config_.n_layers + 1, x, in.rows});
   const std::size_t head = static_cast<std::size_t>(config_.n_layers) * linears_per_block;
-  // The [CLS] rows, one per sequence.
-  const std::vector<std::int64_t> first_rows(rows.start.begin(), rows.start.end() - 1);
-  at::Tensor pooled = rows.count() == rows.sequences() ? x : x.index_select(0, long_tensor_view(first_rows));
+  // The [CLS] rows, one per sequence (already all x holds when the last block ran on them alone).
+  at::Tensor pooled = x.size(0) == rows.sequences() ? x : x.index_select(0, long_tensor_view(first_rows));
   at::Tensor pre = apply_linear(head, pooled);
   pre = in_place ? pre.relu_() : pre.relu();
   return apply_linear(head + 1, pre);
+}
+
+bool distilbert_classifier::last_block_rows_independent() const {
+  if (config_.n_layers < 1) return false;
+  const std::size_t base = static_cast<std::size_t>(config_.n_layers - 1) * linears_per_block;
+  for (const std::size_t i : {base + out_lin, base + lin1, base + lin2})
+    if (!linears_[i]->rows_independent()) return false;
+  return true;
 }
 
 std::vector<site> distilbert_classifier::sites_of(const distilbert_config& c) {

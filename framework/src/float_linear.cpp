@@ -40,6 +40,7 @@ class float_linear_base : public packed_linear {
     return weight_.nbytes() + (bias_.defined() ? bias_.nbytes() : 0);
   }
   at::Tensor dequantized_weight() const override { return weight_; }
+  bool rows_independent() const override { return true; }
   void save(tensor_writer& out, const std::string& prefix) const override {
     out.add_tensor(prefix + ".weight", weight_);
     if (bias_.defined()) out.add_tensor(prefix + ".bias", bias_);

@@ -195,6 +195,9 @@ class dynamic_int8_linear final : public packed_linear {
     return y.view(in.out_shape);
   }
 
+  // Per-token ranges are each row's own; a per-tensor range is taken over the whole call.
+  bool rows_independent() const override { return settings_.activations == activation_granularity::per_token; }
+
   std::size_t packed_bytes() const override {
     return w_int8_.nbytes() + scales_.nbytes() + (bias_.defined() ? bias_.nbytes() : 0) +
            (row_sums_.defined() ? row_sums_.nbytes() : 0);

@@ -109,6 +109,9 @@ class int4_linear final : public packed_linear {
     return y.view(shape);
   }
 
+  // INT8 activations are quantized row by row (quantize_rows); float activations need no range.
+  bool rows_independent() const override { return true; }
+
   std::size_t packed_bytes() const override {
     std::size_t bytes = packed_.bytes() + (input_scale_.defined() ? input_scale_.nbytes() : 0);
     // The float Linear holds the bias too.

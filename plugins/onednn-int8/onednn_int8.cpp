@@ -134,6 +134,9 @@ class onednn_int8_linear final : public packed_linear {
     return y.view(in.out_shape);
   }
 
+  // Per-token ranges are each row's own; a per-tensor range is taken over the whole call.
+  bool rows_independent() const override { return settings_.activations == activation_granularity::per_token; }
+
   std::size_t packed_bytes() const override {
     return matmul_.packed_bytes() + scales_.nbytes() + w_sum_.nbytes() +
            (bias_.defined() ? bias_.nbytes() : 0);

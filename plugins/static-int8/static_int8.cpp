@@ -171,6 +171,9 @@ class static_int8_linear final : public packed_linear {
     return y.view(in.out_shape);
   }
 
+  // Fixed (calibrated) activation parameters; dynamic ones are one range over the whole call.
+  bool rows_independent() const override { return act_->mode == activation_mode::fixed; }
+
   std::size_t packed_bytes() const override {
     std::size_t bytes = (path_ == matmul_path::onednn ? onednn_->packed_bytes() + w_sum_.nbytes() : packed_.bytes()) +
                         scales_.nbytes() + (bias_.defined() ? bias_.nbytes() : 0);

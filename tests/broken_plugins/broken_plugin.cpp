@@ -74,6 +74,23 @@ class lying_weight_linear final : public wrapped_linear {
   at::Tensor dequantized_weight() const override { return inner_->dequantized_weight() * 1.01; }
 };
 
+// Case 20: says rows_independent() but adds to each row a term that depends on the other rows of
+// the call (1e-3 times how far its norm is below the largest row's): zero on rows of equal norm,
+// large on a small row beside large ones.
+class row_mixing_linear final : public wrapped_linear {
+ public:
+  using wrapped_linear::wrapped_linear;
+  at::Tensor forward(const at::Tensor& x) override {
+    const at::Tensor y = inner_->forward(x);
+    if (x.numel() == 0) return y;
+    const at::Tensor norms = x.nan_to_num(0, 0, 0).reshape({-1, x.size(-1)}).norm(2, {1}, true);
+    auto shape = x.sizes().vec();
+    shape.back() = 1;  // one term per row, broadcast over the outputs
+    return y + (1e-3 * (norms.max() - norms)).reshape(shape);
+  }
+  bool rows_independent() const override { return true; }
+};
+
 // Case 12: forward throws something that is not a std::exception.
 class throwing_linear final : public wrapped_linear {
  public:
@@ -341,6 +358,9 @@ QEXP_PLUGIN("hangs", "1.0.0", "forward never returns", options, supported_yes,
 QEXP_PLUGIN("untyped-errors", "1.0.0", "refuses bad input with errors of the wrong types", options, supported_yes,
             create_linear_of<wrapping_quantizer<untyped_width_linear>>, create_table_of<untyped_id_table_quantizer>,
             float_table_budget)
+#elif BROKEN_CASE == 20
+QEXP_PLUGIN("row-mixing", "1.0.0", "says rows_independent() but mixes the rows of a call", options, supported_yes,
+            create_linear_of<wrapping_quantizer<row_mixing_linear>>)
 #else
 #error "set BROKEN_CASE"
 #endif

@@ -187,6 +187,8 @@ class distilbert_classifier {
   at::Tensor run_stages(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                         std::vector<stage_input>* saved);
   at::Tensor run_from(const stage_input& in, std::vector<stage_input>* saved);
+  // The last block's out_lin, lin1 and lin2 all say rows_independent(): it may run on [CLS] rows.
+  bool last_block_rows_independent() const;
   void build_linears();
 
   distilbert_config config_;

@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#define QEXP_PLUGIN_API_VERSION 2u
+#define QEXP_PLUGIN_API_VERSION 3u
 #define QEXP_PLUGIN_ENTRY_SYMBOL "qexp_plugin_entry"
 
 namespace qexp {
@@ -77,6 +77,12 @@ class packed_linear {
   virtual at::Tensor dequantized_weight() const = 0;
   // Writes every tensor `load` needs, each named "<prefix>.<something>".
   virtual void save(tensor_writer& out, const std::string& prefix) const = 0;
+  // True when each output row depends on its own input row only: no statistic is taken across
+  // the rows of a call (a per-tensor dynamic activation range is one). The model then runs the
+  // last block's out_lin, lin1 and lin2 on the [CLS] rows alone, the only ones the classifier
+  // reads, when all three say so; the conformance suite checks the claim (each row alone gives
+  // its row of the whole call). False unless a plugin says otherwise.
+  virtual bool rows_independent() const { return false; }
 };
 
 // One embedding table prepared once and looked up many times.

@@ -11,7 +11,7 @@
 #
 #   tools/bench/ort/run-ort.sh [--build DIR] [--work DIR] [--model DIR] [--ids FILE]
 #       [--sentences 200] [--batch 32] [--warmup 10] [--threads "1 2"] [--no-qexp]
-#       [--qexp-config SPEC]... [--short]
+#       [--qexp-config SPEC]... [--rounds 1] [--short]
 #
 # --model/--ids: reuse a model folder and token ids (run-benchmarks.sh passes its own); default:
 # WORK/distilbert-base-random from `qexp init-model --seed 0` and the first --sentences dev
@@ -19,7 +19,12 @@
 # numbers). Default qexp configurations: fp32, onednn-int8:granularity=per_channel,
 # static-int8:activations=dynamic (qexp's own INT8 kernel with per-call ranges, the scheme ORT's
 # quantize_dynamic uses), static-int8 (static activations); 128 tokenized SST-2 train sentences
-# are the calibration data of the schemes that calibrate.
+# are the calibration data of the schemes that calibrate. --rounds N: the whole timing N times, the
+# engines' order swapped every round (this machine's memory bandwidth is shared with other tenants
+# and drifts over minutes: one engine's window can be slower than the other's); medians are over
+# sentences and rounds, and each round's own ratios are printed too. Before the timing,
+# tools/bench/vnni_peak.cpp (built here with g++) measures this CPU's one-thread VNNI and FMA peaks
+# and read bandwidth, and the table states the Linear compute floor of a sentence they imply.
 # Needs: node with onnxruntime-node (tools/bench/ort/node_modules or NODE_PATH; see
 # tools/install-deps.sh), /usr/bin/python3 with python3-torch and python3-onnx, DIR/bin/qexp and
 # DIR/bin/e2e_bench. Exits 77 (skip) when node, onnxruntime-node or python3-onnx is missing.
@@ -28,7 +33,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 build=${QEXP_BUILD_DIR:-$root/build}
-work="" model="" ids="" sentences=200 batch=32 warmup=10 threads_list="1 2" with_qexp=1 short=0
+work="" model="" ids="" sentences=200 batch=32 warmup=10 threads_list="1 2" with_qexp=1 short=0 rounds=1
 qexp_configs=()
 while (($#)); do
   case $1 in
@@ -41,9 +46,10 @@ while (($#)); do
     --warmup) warmup=$2; shift ;;
     --threads) threads_list=$2; shift ;;
     --no-qexp) with_qexp=0 ;;
+    --rounds) rounds=$2; shift ;;
     --qexp-config) qexp_configs+=("$2"); shift ;;
     --short) short=1 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "run-ort.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -101,57 +107,71 @@ done
 models=(--model "fp32=$fp32" --model "int8 per_tensor=$work/model-int8-per_tensor.onnx"
         --model "int8 per_channel=$work/model-int8-per_channel.onnx")
 common=(--ids "$ids" --sentences "$sentences" --batch "$batch" --warmup "$warmup")
-rm -f "$work"/ort-t*.json "$work"/qexp-t*.json
+rm -f "$work"/ort-t*.json "$work"/qexp-t*.json "$work"/peak.txt
 run_ort() {
-  local t=$1 i
+  local t=$1 r=$2 i
   if ((t == 1)); then
-    echo "== $t thread: ORT fp32, int8 per_tensor, int8 per_channel alternated in one process" >&2
-    node "$here/ort_bench.js" "${models[@]}" "${common[@]}" --threads "$t" --pad-id "$pad_id" --out "$work/ort-t$t.json" >&2
+    echo "== round $r, $t thread: ORT fp32, int8 per_tensor, int8 per_channel alternated in one process" >&2
+    node "$here/ort_bench.js" "${models[@]}" "${common[@]}" --threads "$t" --pad-id "$pad_id" --out "$work/ort-t$t-r$r.json" >&2
   else
     for ((i = 1; i < ${#models[@]}; i += 2)); do
-      echo "== $t threads: ORT ${models[i]%%=*}, alone" >&2
-      node "$here/ort_bench.js" --model "${models[i]}" "${common[@]}" --threads "$t" --pad-id "$pad_id" --out "$work/ort-t$t-m$i.json" >&2
+      echo "== round $r, $t threads: ORT ${models[i]%%=*}, alone" >&2
+      node "$here/ort_bench.js" --model "${models[i]}" "${common[@]}" --threads "$t" --pad-id "$pad_id" --out "$work/ort-t$t-m$i-r$r.json" >&2
     done
   fi
 }
 run_qexp() {
-  local t=$1 i cal=(--calibration-ids "$calibration" --calibration-sentences 128)
+  local t=$1 r=$2 i cal=(--calibration-ids "$calibration" --calibration-sentences 128)
   ((with_qexp)) || return 0
   export OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t
   if ((t == 1)); then
-    echo "== $t thread: qexp ${qexp_configs[*]} alternated in one process" >&2
+    echo "== round $r, $t thread: qexp ${qexp_configs[*]} alternated in one process" >&2
     local specs=()
     for i in "${qexp_configs[@]}"; do specs+=(--config "$i"); done
-    "$bench" --model "$model" "${common[@]}" --threads "$t" "${specs[@]}" "${cal[@]}" --out "$work/qexp-t$t.json" >&2
+    "$bench" --model "$model" "${common[@]}" --threads "$t" "${specs[@]}" "${cal[@]}" --out "$work/qexp-t$t-r$r.json" >&2
   else
     for i in "${!qexp_configs[@]}"; do
-      echo "== $t threads: qexp ${qexp_configs[i]}, alone" >&2
-      "$bench" --model "$model" "${common[@]}" --threads "$t" --config "${qexp_configs[i]}" "${cal[@]}" --out "$work/qexp-t$t-c$i.json" >&2
+      echo "== round $r, $t threads: qexp ${qexp_configs[i]}, alone" >&2
+      "$bench" --model "$model" "${common[@]}" --threads "$t" --config "${qexp_configs[i]}" "${cal[@]}" --out "$work/qexp-t$t-c$i-r$r.json" >&2
     done
   fi
   unset OMP_NUM_THREADS OPENBLAS_NUM_THREADS
 }
+# This CPU's ceilings, measured in the same window (skipped where g++ or AVX-512 VNNI is missing).
+if ((short == 0)) && grep -q avx512_vnni /proc/cpuinfo && command -v g++ > /dev/null &&
+   g++ -O2 -mavx512f -mavx512vnni "$root/tools/bench/vnni_peak.cpp" -o "$work/vnni_peak"; then
+  "$work/vnni_peak" | tee "$work/peak.txt" >&2
+fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-n=0
-for t in $threads_list; do
-  if ((n++ % 2)); then run_qexp "$t"; run_ort "$t"; else run_ort "$t"; run_qexp "$t"; fi
+for ((r = 1; r <= rounds; r++)); do
+  n=$((r - 1))  # who goes first alternates across thread counts and across rounds
+  for t in $threads_list; do
+    if ((n++ % 2)); then run_qexp "$t" "$r"; run_ort "$t" "$r"; else run_ort "$t" "$r"; run_qexp "$t" "$r"; fi
+  done
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-"$python" - "$work" "$model" "$threads_list" "$batch" "$started" "$load_before" "$load_after" <<'EOF'
+"$python" - "$work" "$model" "$threads_list" "$batch" "$started" "$load_before" "$load_after" "$rounds" <<'EOF'
 import glob, json, os, re, struct, sys
-work, model, threads_list, batch, started, load_before, load_after = sys.argv[1:]
-threads = [int(t) for t in threads_list.split()]
+work, model, threads_list, batch, started, load_before, load_after, rounds = sys.argv[1:]
+threads, rounds = [int(t) for t in threads_list.split()], int(rounds)
+timings = ("batch1_ms", "batch1_cpu_ms", "batchN_ms", "batchN_sentences")
 
 def merged(pattern):
+    """The variants of every file matching (processes and rounds), each variant's timings pooled."""
     report = None
     for p in sorted(glob.glob(pattern)):
         r = json.load(open(p))
         if report is None:
             report = r
-        else:
-            report["variants"].update(r["variants"])
+            continue
+        for name, v in r["variants"].items():
+            if name not in report["variants"]:
+                report["variants"][name] = v
+            else:
+                for key in timings:
+                    report["variants"][name][key] = report["variants"][name][key] + v[key]
     return report
 
 def med(xs):
@@ -171,8 +191,8 @@ linear_bytes = sum(e["data_offsets"][1] - e["data_offsets"][0] for k, e in heade
 rows, summary = {}, {"started": started, "load_before": load_before, "load_after": load_after, "threads": {}}
 ort_fp32_logits = None
 for t in threads:
-    ort = merged(f"{work}/ort-t{t}.json") or merged(f"{work}/ort-t{t}-m*.json")
-    qexp = merged(f"{work}/qexp-t{t}.json") or merged(f"{work}/qexp-t{t}-c*.json")
+    ort = merged(f"{work}/ort-t{t}-r*.json") or merged(f"{work}/ort-t{t}-m*-r*.json")
+    qexp = merged(f"{work}/qexp-t{t}-r*.json") or merged(f"{work}/qexp-t{t}-c*-r*.json")
     summary["threads"][t] = {"ort": ort and {k: {kk: vv for kk, vv in v.items() if kk != "logits"} for k, v in ort["variants"].items()},
                              "qexp": qexp and qexp["variants"]}
     if ort:
@@ -246,6 +266,52 @@ for int8 in (True, False):
 if ratios:
     L.append("qexp ahead of ORT by (best of each, > 1: qexp faster): " + "; ".join(ratios) + ".")
     summary["ratios"] = ratios
+# Each round's own batch-1 ratios (ORT's best / qexp's best, INT8 and fp32), to show the spread.
+if rounds > 1:
+    per_round = []
+    for r in range(1, rounds + 1):
+        o, q = merged(f"{work}/ort-t{t1}-r{r}.json"), merged(f"{work}/qexp-t{t1}-r{r}.json")
+        if not (o and q):
+            continue
+        def fastest(report, int8):
+            return min(med(v["batch1_ms"]) for n, v in report["variants"].items() if ("fp32" not in n) == int8)
+        per_round.append(f"round {r}: INT8 {fastest(o, True) / fastest(q, True):.2f}x, fp32 {fastest(o, False) / fastest(q, False):.2f}x")
+    if per_round:
+        L.append(f"Batch 1, {t1} thread, each round alone (ORT / qexp): " + "; ".join(per_round) + ".")
+        summary["per_round"] = per_round
+# The Linear compute floor of a sentence: its Linear work over this CPU's measured one-thread peak.
+peak = open(f"{work}/peak.txt").read() if os.path.exists(f"{work}/peak.txt") else ""
+vnni = re.search(r"vpdpbusd zmm peak, 1 thread: (\d+) GOP/s", peak)
+fma = re.search(r"vfmadd231ps zmm peak, 1 thread: (\d+) GFLOP/s", peak)
+bw = re.search(r"read bandwidth, 1 thread: ([\d.]+) GB/s", peak)
+cfg = json.load(open(f"{model}/config.json"))
+d, h, layers = cfg.get("dim", 768), cfg.get("hidden_dim", 3072), cfg.get("n_layers", 6)
+per_token = 2 * layers * (4 * d * d + 2 * d * h)  # q, k, v, out, lin1, lin2: 2 ops per multiply-add
+per_sentence = 2 * (d * d + d * cfg.get("num_labels", len(cfg.get("id2label", {})) or 2))  # pre_classifier, classifier
+gop = (per_token * summary.get("mean_tokens", 0) + per_sentence) / 1e9
+if vnni and fma and bw and gop:
+    vnni, fma, bw = float(vnni.group(1)), float(fma.group(1)), float(bw.group(1))
+    int8_floor, fp32_floor = gop / vnni * 1e3, gop / fma * 1e3
+    fp32_bytes = 4 * (per_token + per_sentence) / 2  # every weight read once, 4 bytes each
+    q_int8, q_fp32 = best("qexp", True, t1, "b1"), best("qexp", False, t1, "b1")
+    line = (f"This CPU, one thread, measured just before the timing (tools/bench/vnni_peak.cpp): vpdpbusd {vnni:.0f} GOP/s, "
+            f"vfmadd231ps {fma:.0f} GFLOP/s, read {bw:.1f} GB/s. A sentence's Linear work is {gop:.2f} GOP (mean "
+            f"{summary['mean_tokens']:.1f} tokens), so its INT8 compute floor is {int8_floor:.2f} ms")
+    # What qexp computes: its last block's out_lin, lin1 and lin2 on the [CLS] row alone when those
+    # Linears are row-independent (docs/model.md), every other Linear on every token.
+    skipped = 2 * (d * d + 2 * d * h) * (summary["mean_tokens"] - 1) / 1e9
+    if q_int8[0]:
+        line += (f" (qexp's fastest INT8 sentence, {q_int8[0]}: {q_int8[1]:.2f} ms = {q_int8[1] / int8_floor:.2f}x it; "
+                 f"qexp computes {gop - skipped:.2f} GOP of it when the last block's Linears are row-independent, "
+                 f"whose floor is {(gop - skipped) / vnni * 1e3:.2f} ms: {q_int8[1] / ((gop - skipped) / vnni * 1e3):.2f}x)")
+    line += (f" and its fp32 floor {fp32_floor:.2f} ms of FMA, with {fp32_bytes / 1e6:.0f} MB of fp32 Linear weights to read "
+             f"({fp32_bytes / bw / 1e6:.2f} ms at that bandwidth, overlappable)")
+    if q_fp32[0]:
+        line += f" (qexp fp32: {q_fp32[1]:.2f} ms = {q_fp32[1] / fp32_floor:.2f}x the FMA floor)"
+    L.append(line + ".")
+    summary["floor"] = {"vnni_gops": vnni, "fma_gflops": fma, "read_gbs": bw, "linear_gop": gop,
+                        "linear_gop_computed_cls_only": gop - skipped,
+                        "int8_floor_ms": int8_floor, "fp32_floor_ms": fp32_floor}
 if "qexp_fp32_vs_ort_fp32_logits_max_abs_diff" in summary:
     L.append(f"qexp fp32 ({summary.get('qexp_fp32_logits_from')}) vs ORT fp32 logits: max |diff| = "
              f"{summary['qexp_fp32_vs_ort_fp32_logits_max_abs_diff']:.2g}.")
