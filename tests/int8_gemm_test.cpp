@@ -115,6 +115,28 @@ TEST(Int8Gemm, VnniKernelIsBitIdenticalToPortable) {
       }
 }
 
+// Each weights learn which were multiplied after them on this thread, and prefetch their first
+// panels next time; results do not change, and weights gone since are no harm (prefetching a
+// stale address cannot fault).
+TEST(Int8Gemm, WeightsLearnWhichComeNextWithoutChangingResults) {
+  const problem p = make_problem(25, 130, 300, false, 21);
+  const packed_weights first(p.w.data(), p.n, p.k);
+  std::vector<float> before(static_cast<std::size_t>(p.m * p.n)), after(before);
+  qexp::int8_gemm::multiply(p.codes.data(), p.m, first, args_of(p, false, true), before.data());
+  {
+    const problem q = make_problem(25, 70, 300, false, 22);
+    const packed_weights second(q.w.data(), q.n, q.k);
+    qexp::int8_gemm::multiply(p.codes.data(), p.m, first, args_of(p, false, true), after.data());
+    qexp::int8_gemm::multiply(q.codes.data(), q.m, second, args_of(q, false, true), after.data());
+    EXPECT_EQ(first.next_link()->panels.load(), second.panels());
+    EXPECT_EQ(first.next_link()->panel_count.load(), 2);
+  }
+  qexp::int8_gemm::multiply(p.codes.data(), p.m, first, args_of(p, false, true), after.data());
+  EXPECT_EQ(before, after);
+  const packed_weights copy = first;  // copies share what they learned
+  EXPECT_EQ(copy.next_link(), first.next_link());
+}
+
 TEST(Int8Gemm, ExtremeCodesDoNotOverflow) {
   // 255 * 127 * 3072 = 99.5e6 fits int32 comfortably; the zero-point term as well.
   const std::int64_t m = 3, n = 20, k = 3072;

@@ -115,14 +115,31 @@ void multiply(const std::uint8_t* a, std::int64_t m, const packed_weights& w, co
   const std::int64_t panels = panel_count(w.n()), lda = padded_k(w.k());
   if (m <= 0 || panels == 0) return;
   const bool use_fast = fast && vnni_available();
+  // Learn the order: tell the weights multiplied last on this thread that these came next.
+  thread_local std::weak_ptr<detail::next_weights> previous;
+  const auto& link = w.next_link();
+  if (const auto last = previous.lock(); last && last != link) {
+    last->panels.store(w.panels(), std::memory_order_relaxed);
+    last->panel_count.store(panels, std::memory_order_relaxed);
+    last->panel_bytes.store(panel_width * lda, std::memory_order_relaxed);
+  }
+  previous = link;
+  const std::int8_t* after = link->panels.load(std::memory_order_relaxed);
+  const std::int64_t after_count = link->panel_count.load(std::memory_order_relaxed);
+  const std::int64_t after_bytes = link->panel_bytes.load(std::memory_order_relaxed);
   // Rows in chunks whose codes stay in L2 while every panel passes over them (the panels of a
   // chunk are read once from memory, the chunk's rows once per panel from L2).
   const std::int64_t chunk = std::max<std::int64_t>(24, (192 * 1024 / std::max<std::int64_t>(lda, 1)) / 6 * 6);
   for (std::int64_t r0 = 0; r0 < m; r0 += chunk) {
     const std::int64_t rows = std::min(chunk, m - r0);
     at::parallel_for(0, panels, 1, [&](std::int64_t p0, std::int64_t p1) {
+      // The last chunk's threads each warm up the share of the next weights they will likely take
+      // (parallel_for splits every range alike).
+      detail::prefetch_after next_start;
+      if (after && r0 + chunk >= m)
+        next_start = {reinterpret_cast<const char*>(after) + p0 * after_count / panels * after_bytes, after_bytes / 64};
       if (use_fast)
-        detail::multiply_panels_avx512(a + r0 * lda, lda, rows, w, p0, p1, d, r0, y + r0 * w.n(), w.n());
+        detail::multiply_panels_avx512(a + r0 * lda, lda, rows, w, p0, p1, d, r0, y + r0 * w.n(), w.n(), next_start);
       else
         detail::multiply_panels_portable(a + r0 * lda, lda, rows, w, p0, p1, d, r0, y + r0 * w.n(), w.n());
     });

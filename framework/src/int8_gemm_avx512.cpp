@@ -94,16 +94,17 @@ bool row_range_avx512(const float* x, std::int64_t k, float& mn, float& mx) {
 
 void multiply_panels_avx512(const std::uint8_t* a, std::int64_t lda, std::int64_t m, const packed_weights& w,
                             std::int64_t p0, std::int64_t p1, const dequantize_args& d, std::int64_t row0, float* y,
-                            std::int64_t ldy) {
+                            std::int64_t ldy, prefetch_after after) {
   const std::int64_t kq = lda / 4, n = w.n();
   // Rows in blocks of at most 6, as even as possible (25 rows: five blocks of 5, not 4 x 6 + 1).
   const std::int64_t count = (m + max_rows - 1) / max_rows;
   const std::int64_t base = count ? m / count : 0, extra = count ? m % count : 0;
   for (std::int64_t p = p0; p < p1; ++p) {
     const std::int8_t* panel = w.panels() + p * panel_width * lda;
-    // The next panel of this thread's range, in shares of its lines, one share per row block.
-    const std::int64_t lines = p + 1 < p1 ? panel_width * lda / 64 : 0;
-    const char* next = reinterpret_cast<const char*>(panel + panel_width * lda);
+    // The next panel of this thread's range (after its last: the first of the next weights'), in
+    // shares of its lines, one share per row block.
+    const std::int64_t lines = p + 1 < p1 ? panel_width * lda / 64 : after.lines;
+    const char* next = p + 1 < p1 ? reinterpret_cast<const char*>(panel + panel_width * lda) : after.start;
     std::int64_t r = 0, line = 0;
     for (std::int64_t i = 0; i < count; ++i) {
       const std::int64_t rows = base + (i < extra ? 1 : 0);

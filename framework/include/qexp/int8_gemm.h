@@ -15,11 +15,29 @@
 // of 64 with zero weights.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 
 namespace qexp::int8_gemm {
+
+namespace detail {
+// Which weights were multiplied right after these last time (a forward multiplies its Linears in
+// the same order every time): while a call multiplies its last panels, the first panels of those
+// are asked into the cache, so the next Linear does not start on a cold panel. Only ever a hint:
+// if those weights are gone, prefetching their old address cannot fault.
+struct next_weights {
+  std::atomic<const std::int8_t*> panels{nullptr};
+  std::atomic<std::int64_t> panel_count{0};
+  std::atomic<std::int64_t> panel_bytes{0};
+};
+// What the kernel prefetches during a thread's last panel: `lines` cache lines from `start`.
+struct prefetch_after {
+  const char* start = nullptr;
+  std::int64_t lines = 0;
+};
+}  // namespace detail
 
 // AVX-512 F/BW/VL + VNNI in the CPU and enabled by the OS: the fast kernel can run. Elsewhere the
 // portable C++ kernel (same results, bit for bit) is used.
@@ -45,11 +63,14 @@ class packed_weights {
   const std::int8_t* panels() const { return panels_.get(); }
   // [n] sum over k of w[n, k]: the term a zero point multiplies.
   const std::int32_t* column_sums() const { return sums_.get(); }
+  // Shared by copies, like the panels.
+  const std::shared_ptr<detail::next_weights>& next_link() const { return next_; }
 
  private:
   std::int64_t n_ = 0, k_ = 0;
   std::shared_ptr<std::int8_t> panels_;   // 64-byte aligned
   std::shared_ptr<std::int32_t> sums_;
+  std::shared_ptr<detail::next_weights> next_ = std::make_shared<detail::next_weights>();
 };
 
 // How accumulators become outputs:
@@ -80,7 +101,7 @@ bool row_range_avx512(const float* x, std::int64_t k, float& mn, float& mx);
 // into y (row stride ldy). Exposed for the tests, which pit the two against each other.
 void multiply_panels_avx512(const std::uint8_t* a, std::int64_t lda, std::int64_t m, const packed_weights& w,
                             std::int64_t p0, std::int64_t p1, const dequantize_args& d, std::int64_t row0, float* y,
-                            std::int64_t ldy);
+                            std::int64_t ldy, prefetch_after after = {});
 void multiply_panels_portable(const std::uint8_t* a, std::int64_t lda, std::int64_t m, const packed_weights& w,
                               std::int64_t p0, std::int64_t p1, const dequantize_args& d, std::int64_t row0,
                               float* y, std::int64_t ldy);
