@@ -18,7 +18,7 @@
 # Needs: DIR/bin/qexp, DIR/bin/e2e_bench and the plugins built (default DIR: build), and
 # /usr/bin/python3 with Debian's python3-torch.
 # Optional: node with onnxruntime-node and python3-onnx (tools/install-deps.sh) add ONNX Runtime as
-# a peer (tools/bench/ort/run-ort.sh); without them that step is skipped.
+# a peer (tools/bench/ort/run-ort.sh, as many rounds as --rounds); without them that step is skipped.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -122,7 +122,7 @@ unset OMP_NUM_THREADS OPENBLAS_NUM_THREADS
 # Skipped (exit 77) when node, onnxruntime-node or python3-onnx is not installed.
 if ((!reuse)) && [[ -x $root/tools/bench/ort/run-ort.sh ]]; then
   ort_args=(--build "$build" --work "$work/ort" --model "$model" --ids "$work/ids.jsonl"
-            --sentences "$sentences" --batch "$batch" --warmup "$warmup")
+            --sentences "$sentences" --batch "$batch" --warmup "$warmup" --rounds "$rounds")
   ((short)) && ort_args+=(--short --no-qexp)
   ort_rc=0
   "$root/tools/bench/ort/run-ort.sh" "${ort_args[@]}" >&2 || ort_rc=$?

@@ -55,6 +55,7 @@ while (($#)); do
   shift
 done
 
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run-ort.sh: --rounds expects a whole number of at least 1, got '$rounds'" >&2; exit 2; }
 python=/usr/bin/python3
 command -v node > /dev/null || { echo "run-ort.sh: skipped: node is not installed (tools/install-deps.sh)"; exit 77; }
 (cd "$here" && NODE_PATH=${NODE_PATH:-} node -e "require('onnxruntime-node')" > /dev/null 2>&1) ||
