@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "row_blocks.h"
+
 // GCC 12 reports its own _mm512_undefined_* placeholders (used by the masked loads) as
 // uninitialized once inlined: a known false positive of the intrinsics headers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -17,6 +19,8 @@
 namespace qexp::float_gemm::detail {
 
 namespace {
+
+using qexp::detail::for_each_row_block;
 
 constexpr std::int64_t panel_width = 64;
 // Input channels per pass over a panel: 64 KB of weights, which the row blocks of the pass read
@@ -83,30 +87,23 @@ constexpr block_fn blocks[max_rows + 1] = {nullptr, block<1>, block<2>, block<3>
 void multiply_panels_avx512(const float* a, std::int64_t lda, std::int64_t m, const packed_weights& w,
                             std::int64_t p0, std::int64_t p1, const float* bias, float* y, std::int64_t ldy) {
   const std::int64_t k = w.k(), n = w.n();
-  // Rows in blocks of at most 6, as even as possible (25 rows: five blocks of 5, not 4 x 6 + 1).
-  const std::int64_t count = (m + max_rows - 1) / max_rows;
-  const std::int64_t base = count ? m / count : 0, extra = count ? m % count : 0;
+  // A panel's passes: 256 input channels each, and one (the bias alone) when k is 0.
+  const std::int64_t passes = k > 0 ? (k + k_step - 1) / k_step : 1;
   // This thread's panels are one stretch of memory, read front to back: what to prefetch next is
   // always the weights just past the current pass, up to the end of the stretch.
   const float* const end = w.panels() + p1 * panel_width * k;
   for (std::int64_t p = p0; p < p1; ++p) {
     const float* panel = w.panels() + p * panel_width * k;
-    for (std::int64_t k0 = 0; k0 < k || k0 == 0; k0 += k_step) {
-      const std::int64_t kc = k - k0 < k_step ? k - k0 : k_step;
+    for (std::int64_t i = 0; i < passes; ++i) {
+      const std::int64_t k0 = i * k_step, kc = k - k0 < k_step ? k - k0 : k_step;
       const float* pass = panel + k0 * panel_width;
       const float* next = pass + kc * panel_width;
       const std::int64_t ahead = end - next < kc * panel_width ? end - next : kc * panel_width;
       const std::int64_t lines = ahead * static_cast<std::int64_t>(sizeof(float)) / 64;
-      std::int64_t r = 0, line = 0;
-      for (std::int64_t i = 0; i < count; ++i) {
-        const std::int64_t rows = base + (i < extra ? 1 : 0);
-        const std::int64_t share = lines * (i + 1) / count - line;
+      for_each_row_block(m, max_rows, lines, [&](std::int64_t r, std::int64_t rows, std::int64_t line, std::int64_t share) {
         blocks[rows](a + r * lda + k0, lda, kc, pass, reinterpret_cast<const char*>(next) + line * 64, share, k0 == 0,
                      bias, p * panel_width, n, y + r * ldy, ldy);
-        r += rows;
-        line += share;
-      }
-      if (k == 0) break;
+      });
     }
   }
 }

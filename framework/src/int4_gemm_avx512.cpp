@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "row_blocks.h"
 #include "vnni_kernel.h"
 
 namespace qexp::int4_gemm::detail {
@@ -124,16 +125,10 @@ void multiply_panels_avx512(const std::uint8_t* a, std::int64_t lda, std::int64_
                             std::int64_t row0, float* y, std::int64_t ldy) {
   const std::int64_t gs = w.groups();
   // Rows in blocks of at most 4, as even as possible (25 rows: four blocks of 4, three of 3).
-  const std::int64_t count = (m + max_rows - 1) / max_rows;
-  const std::int64_t base = count ? m / count : 0, extra = count ? m % count : 0;
-  for (std::int64_t p = p0; p < p1; ++p) {
-    std::int64_t r = 0;
-    for (std::int64_t i = 0; i < count; ++i) {
-      const std::int64_t rows = base + (i < extra ? 1 : 0);
+  for (std::int64_t p = p0; p < p1; ++p)
+    qexp::detail::for_each_row_block(m, max_rows, 0, [&](std::int64_t r, std::int64_t rows, std::int64_t, std::int64_t) {
       blocks[rows](a + r * lda, lda, a_sums + r * gs, w, p, d, row0 + r, y + r * ldy, ldy);
-      r += rows;
-    }
-  }
+    });
 }
 
 void group_sums_avx512(const std::uint8_t* a, std::int64_t lda, std::int64_t group_size, float* sums) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "row_blocks.h"
 #include "vnni_kernel.h"
 
 namespace qexp::int8_gemm::detail {
@@ -15,6 +16,7 @@ namespace {
 constexpr std::int64_t panel_width = 64;
 constexpr std::int64_t quad_bytes = panel_width * 4;  // one k-quad of a panel: 4 registers
 
+using qexp::detail::for_each_row_block;
 using qexp::detail::vnni::multiply_quad;
 using qexp::detail::vnni::tail_mask;
 
@@ -96,24 +98,16 @@ void multiply_panels_avx512(const std::uint8_t* a, std::int64_t lda, std::int64_
                             std::int64_t p0, std::int64_t p1, const dequantize_args& d, std::int64_t row0, float* y,
                             std::int64_t ldy, prefetch_after after) {
   const std::int64_t kq = lda / 4, n = w.n();
-  // Rows in blocks of at most 6, as even as possible (25 rows: five blocks of 5, not 4 x 6 + 1).
-  const std::int64_t count = (m + max_rows - 1) / max_rows;
-  const std::int64_t base = count ? m / count : 0, extra = count ? m % count : 0;
   for (std::int64_t p = p0; p < p1; ++p) {
     const std::int8_t* panel = w.panels() + p * panel_width * lda;
     // The next panel of this thread's range (after its last: the first of the next weights'), in
     // shares of its lines, one share per row block.
     const std::int64_t lines = p + 1 < p1 ? panel_width * lda / 64 : after.lines;
     const char* next = p + 1 < p1 ? reinterpret_cast<const char*>(panel + panel_width * lda) : after.start;
-    std::int64_t r = 0, line = 0;
-    for (std::int64_t i = 0; i < count; ++i) {
-      const std::int64_t rows = base + (i < extra ? 1 : 0);
-      const std::int64_t share = lines * (i + 1) / count - line;
-      blocks[rows](a + r * lda, lda, kq, panel, next + line * 64, share, d, row0 + r, w.column_sums(), p * panel_width, n, y + r * ldy,
-                   ldy);
-      r += rows;
-      line += share;
-    }
+    for_each_row_block(m, max_rows, lines, [&](std::int64_t r, std::int64_t rows, std::int64_t line, std::int64_t share) {
+      blocks[rows](a + r * lda, lda, kq, panel, next + line * 64, share, d, row0 + r, w.column_sums(), p * panel_width,
+                   n, y + r * ldy, ldy);
+    });
   }
 }
 
